@@ -1,0 +1,1 @@
+"""Lark grammars of angie-mail, installed as the package ``angie_mail.grammar``."""

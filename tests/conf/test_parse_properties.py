@@ -1,0 +1,79 @@
+"""Property tests: the parser never raises on any bytes, and build/parse is a fixpoint."""
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from angie_mail.conf.build import build_stmts, stmt_shape
+from angie_mail.conf.parse import parse_string
+from angie_mail.errors import ConfError
+
+TRICKY = " \t\r\n;{}\"'\\$#)abcx\xa0\x0c"
+
+values = st.text(alphabet=st.sampled_from(list(TRICKY) + ["\ufeff", "é", "\udcff"]),
+                 max_size=12)
+names = st.text(alphabet="abcdefghijklmnopqrstuvwxyz_", min_size=1, max_size=10)
+
+
+@st.composite
+def trees(draw, depth=0):
+    out = []
+    for _ in range(draw(st.integers(0, 4 if depth < 3 else 0) if depth else st.integers(0, 6))):
+        ws = [draw(names | values.filter(bool))] + draw(st.lists(values, max_size=4))
+        block = draw(st.none() | (trees(depth + 1) if depth < 3 else st.just([])))
+        out.append((tuple(ws), block))
+    return out
+
+
+def _text(tree, depth=0):
+    from angie_mail.conf.build import word_text
+    lines = []
+    for ws, block in tree:
+        head = " ".join(word_text(v) for v in ws)
+        if block is None:
+            lines.append(head + ";")
+        else:
+            lines.append(head + " {\n" + _text(block, depth + 1) + "}")
+    return "\n".join(lines) + "\n"
+
+
+def _shape(tree):
+    return [(ws, None if b is None else _shape(b)) for ws, b in tree]
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(trees())
+def test_built_text_parses_back_to_the_same_tree(tree):
+    text = _text(tree)
+    p = parse_string(text, includes=False)
+    assert p.main.error is None, (text, p.main.error)
+    assert stmt_shape(p.main.stmts) == _shape(tree)
+
+
+@settings(max_examples=300)
+@given(st.lists(st.sampled_from(list(TRICKY) + ["mail", "server", "listen"]),
+                max_size=80).map("".join))
+def test_text_tree_text_tree_is_a_fixpoint(text):
+    p1 = parse_string(text, includes=False)
+    if p1.main.error is not None:
+        return
+    out = build_stmts(p1.main.stmts)
+    p2 = parse_string(out, includes=False)
+    assert p2.main.error is None
+    assert stmt_shape(p2.main.stmts) == stmt_shape(p1.main.stmts)
+    assert build_stmts(p2.main.stmts) == out
+
+
+@settings(max_examples=500)
+@given(st.binary(max_size=300))
+def test_random_bytes_give_a_tree_or_a_positioned_error(data):
+    p = parse_string(data, includes=False)
+    err = p.main.error
+    assert err is None or (isinstance(err, ConfError) and err.line >= 1)
+
+
+@settings(max_examples=200)
+@given(st.binary(max_size=300))
+def test_random_bytes_as_param_never_raise(data):
+    from angie_mail.conf.parse import parse_param
+    p = parse_param(data.decode("utf-8", "surrogateescape"))
+    assert p.main.error is None or p.main.error.where == "cmdline"
