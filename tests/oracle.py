@@ -10,7 +10,7 @@ import subprocess
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 MAIL_MODULE = "/usr/lib/nginx/modules/ngx_mail_module.so"
 
-_EMERG = re.compile(r"^nginx: \[(emerg|crit|alert)\] (.*)$")
+_EMERG = re.compile(r"^nginx: \[(emerg|crit|alert|warn)\] (.*)$")
 
 
 def available() -> bool:

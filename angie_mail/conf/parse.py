@@ -17,7 +17,6 @@ import glob as _glob
 import os
 import sys
 from functools import lru_cache
-from importlib import resources
 
 from lark import Lark, Transformer
 from lark.lexer import Lexer
@@ -68,7 +67,9 @@ class _Build(Transformer):
 
 @lru_cache(maxsize=1)
 def _lark() -> Lark:
-    grammar = resources.files("angie_mail.grammar").joinpath("nginx.lark").read_text()
+    import angie_mail.grammar as g
+    with open(os.path.join(os.path.dirname(g.__file__), "nginx.lark")) as f:
+        grammar = f.read()
     return Lark(grammar, parser="lalr", lexer=_LexerAdapter, transformer=_Build(),
                 cache=True, propagate_positions=False, maybe_placeholders=False)
 

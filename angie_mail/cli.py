@@ -1,0 +1,247 @@
+"""The command line, with nginx's conventions.
+
+    angie-mail [-?hvVtTq] [-s signal] [-p prefix] [-e filename] [-c filename]
+               [-g directives] [--log-level=LEVEL] [--dialect=DIALECT]
+    angie-mail lint [options] [FILE ... | -]
+
+Without ``-t``/``-T``/``-s``/``-v`` it runs the proxy.  Defaults: the prefix is the
+current directory, the configuration file ``conf/mail.conf`` under the prefix, the
+error log stderr (see docs/cli.md).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from . import __version__
+from .errors import ConfError
+
+PROG = "angie-mail"
+DEFAULT_CONF = "conf/mail.conf"
+LEVELS = ("debug", "info", "notice", "warn", "error", "crit", "alert", "emerg")
+
+USAGE = f"""\
+{PROG} version: {PROG}/{__version__}
+Usage: {PROG} [-?hvVtTq] [-s signal] [-p prefix]
+             [-e filename] [-c filename] [-g directives]
+             [--log-level=LEVEL] [--dialect=angie-mail|angie|nginx]
+       {PROG} lint [--format=text|json|sarif] [--dialect=...] [--context=...] [FILE ...|-]
+
+Options:
+  -?,-h         : this help
+  -v            : show version and exit
+  -V            : show version and what this build supports, then exit
+  -t            : test configuration and exit
+  -T            : test configuration, dump it and exit
+  -q            : suppress non-error messages during configuration testing
+  -s signal     : send signal to a master process: stop, quit, reopen, reload
+  -p prefix     : set prefix path (default: the current directory)
+  -e filename   : set error log file (default: stderr)
+  -c filename   : set configuration file (default: {DEFAULT_CONF})
+  -g directives : set global directives out of configuration file
+  --log-level=L : level of the startup/default error log (default: notice)
+  --dialect=D   : what to accept: angie-mail (default: Angie plus this
+                  project's extensions), angie, or nginx (nginx 1.22)
+"""
+
+
+class Options:
+    def __init__(self):
+        self.help = self.version = self.version_full = False
+        self.test = self.dump = self.quiet = False
+        self.signal = None
+        self.prefix = None
+        self.error_log = None
+        self.conf = None
+        self.params = ""
+        self.log_level = "notice"
+        self.dialect = "angie-mail"
+
+
+class UsageError(Exception):
+    pass
+
+
+def parse_args(argv: list) -> Options:
+    """nginx's option parsing: flags may be combined (-tq), values attached or not."""
+    o = Options()
+    i = 0
+    while i < len(argv):
+        a = argv[i]
+        i += 1
+        if a.startswith("--"):
+            name, eq, val = a[2:].partition("=")
+            if name in ("log-level", "dialect"):
+                if not eq:
+                    if i >= len(argv):
+                        raise UsageError(f'option "--{name}" requires a value')
+                    val = argv[i]
+                    i += 1
+                if name == "log-level":
+                    if val not in LEVELS:
+                        raise UsageError(f'invalid log level "{val}"')
+                    o.log_level = val
+                else:
+                    if val not in ("angie-mail", "angie", "nginx"):
+                        raise UsageError(f'invalid dialect "{val}"')
+                    o.dialect = val
+                continue
+            if name == "help":
+                o.help = True
+                continue
+            if name == "version":
+                o.version = True
+                continue
+            raise UsageError(f'invalid option: "{a}"')
+        if not a.startswith("-") or a == "-":
+            raise UsageError(f'invalid option: "{a}"')
+        j = 1
+        while j < len(a):
+            c = a[j]
+            j += 1
+            if c in "?h":
+                o.help = True
+            elif c == "v":
+                o.version = True
+            elif c == "V":
+                o.version = o.version_full = True
+            elif c == "t":
+                o.test = True
+            elif c == "T":
+                o.test = o.dump = True
+            elif c == "q":
+                o.quiet = True
+            elif c in "specg":
+                if j < len(a):
+                    val = a[j:]
+                elif i < len(argv):
+                    val = argv[i]
+                    i += 1
+                else:
+                    raise UsageError(f'option "-{c}" requires '
+                                     + {"s": "signal name", "p": "prefix name",
+                                        "e": "file name", "c": "file name",
+                                        "g": "parameter"}[c])
+                j = len(a)
+                if c == "s":
+                    if val not in ("stop", "quit", "reopen", "reload"):
+                        raise UsageError(f'invalid option: "-s {val}"')
+                    o.signal = val
+                elif c == "p":
+                    o.prefix = val
+                elif c == "e":
+                    o.error_log = val
+                elif c == "c":
+                    o.conf = val
+                else:
+                    o.params += val
+            else:
+                raise UsageError(f'invalid option: "{c}"')
+    return o
+
+
+def stderr(msg: str) -> None:
+    sys.stderr.write(f"{PROG}: {msg}\n")
+    sys.stderr.flush()
+
+
+def resolve_paths(o: Options):
+    """(prefix, conf path): the prefix ends with "/", a relative -c is under it."""
+    prefix = o.prefix if o.prefix is not None else os.getcwd()
+    if not prefix.endswith("/"):
+        prefix += "/"
+    if not prefix.startswith("/"):
+        prefix = os.getcwd().rstrip("/") + "/" + prefix
+    conf = o.conf if o.conf is not None else DEFAULT_CONF
+    if not conf.startswith("/"):
+        conf = prefix + conf
+    return prefix, conf
+
+
+def load_config(o: Options, mode: str = "test"):
+    """Parse and analyze the configuration: (Result, parsed)."""
+    from .conf.analyze import analyze
+    from .conf.parse import conf_prefix_of, parse_file
+    prefix, conf = resolve_paths(o)
+    parsed = parse_file(conf)
+    res = analyze(parsed, dialect=o.dialect, prefix=prefix,
+                  conf_prefix=conf_prefix_of(conf), mode=mode, params=o.params)
+    return res, conf
+
+
+def print_findings(findings) -> None:
+    for f in findings:
+        stderr(f"[{f.level}] {f.text()}")
+
+
+def cmd_test(o: Options) -> int:
+    res, conf = load_config(o)
+    print_findings(res.findings)
+    if not res.ok:
+        stderr(f"configuration file {conf} test failed")
+        return 1
+    if not o.quiet:
+        stderr(f"the configuration file {conf} syntax is ok")
+        stderr(f"configuration file {conf} test is successful")
+    if o.dump:
+        out = sys.stdout.buffer
+        seen = set()
+        for f in res.parsed.files:
+            if f.path in seen or f.error is not None:
+                continue
+            seen.add(f.path)
+            out.write(f"# configuration file {f.path}:\n".encode("utf-8", "surrogateescape"))
+            out.write(f.raw)
+            out.write(b"\n")
+        out.flush()
+    return 0
+
+
+def version_text(full: bool) -> str:
+    import ssl
+    lines = [f"{PROG} version: {PROG}/{__version__}"]
+    if full:
+        lines += [
+            f"built with Python {sys.version.split()[0]} ({ssl.OPENSSL_VERSION})",
+            "TLS SNI support enabled",
+            "dialects: angie-mail (default), angie, nginx (1.22)",
+            "mail protocols: pop3 (proxy); imap, smtp (configuration only)",
+            "extensions (dialect angie-mail): pop3_client_buffer",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        if argv and argv[0] == "lint":
+            from .lint import main as lint_main
+            return lint_main(argv[1:])
+        try:
+            o = parse_args(argv)
+        except UsageError as e:
+            stderr(str(e))
+            return 1
+        if o.help:
+            sys.stderr.write(USAGE)
+            return 0
+        if o.version:
+            sys.stderr.write(version_text(o.version_full))
+            if not o.test:
+                return 0
+        if o.test:
+            return cmd_test(o)
+        if o.signal:
+            from .process.signals import send_signal
+            return send_signal(o)
+        from .process.run import run
+        return run(o)
+    except KeyboardInterrupt:
+        return 1
+    except BrokenPipeError:
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,259 @@
+"""Stage 3: merge every server with the mail level and the defaults, check, freeze.
+
+Inheritance is one rule for all mail directives: a value set in the server wins, else
+the value set at mail level, else the default (directives.md).  Levels keep only what
+was set, so the merge of a server is one dict union ``defaults | mail | server``: a
+list set in the server replaces the mail level's (lists never concatenate), a bitmask
+or a pair of values set together (auth_http) travels as one value.
+
+The checks run as Angie runs them: module by module (core, ssl, pop3, imap, smtp,
+auth_http, proxy, realip), for each module every server in definition order; the first
+failure is the error ``-t`` reports.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from functools import lru_cache
+
+from ..errors import ConfError
+from ..pop3.capa import pop3_replies
+from .level import Level
+from .model import (Config, Events, LogTarget, Main, Pos, Server, SessionCache)
+from .registry import Ctx, Merge
+
+PROTOCOLS_NGINX = frozenset(("TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3"))
+PROTOCOLS_ANGIE = frozenset(("TLSv1.2", "TLSv1.3"))
+
+
+@lru_cache(maxsize=None)
+def _defaults(dialect: str) -> dict:
+    from .registry import registry
+    out = {}
+    for r in registry(dialect).implemented():
+        if r.field and r.contexts & Ctx.SERVER and r.merge is not Merge.NONE:
+            out[r.field] = r.default
+    out["ssl_protocols"] = PROTOCOLS_NGINX if dialect == "nginx" else PROTOCOLS_ANGIE
+    return out
+
+
+def hostname() -> str:
+    return socket.gethostname().lower()
+
+
+def _err(an, message: str) -> None:
+    an.error(ConfError(message, where="none", kind="merge"))
+
+
+def merge(an) -> Config:
+    """Merge, check and freeze; errors go through ``an.error`` (which stops in test mode)."""
+    mail = an.mail or Level(Ctx.MAIL)
+    defaults = _defaults(an.dialect)
+    mail_vals = mail.values
+    merged = [(srv, {**defaults, **mail_vals, **srv.values}) for srv in an.servers]
+
+    # core
+    for srv, v in merged:
+        if "protocol" not in v:
+            _err(an, f"unknown mail protocol for server in {srv.file}:{srv.line}")
+    # ssl
+    for srv, v in merged:
+        _check_ssl(an, srv, v)
+    # auth_http
+    for srv, v in merged:
+        if v.get("auth_http") is None:
+            _err(an, f'no "auth_http" is defined for server in {srv.file}:{srv.line}')
+
+    main = _main(an)
+    servers = tuple(_server(an, srv, v, main) for srv, v in merged
+                    if "protocol" in v and v.get("auth_http") is not None)
+    if an.check_files and an.mode == "test":
+        _open_logs(an, main, servers)
+    return Config(main, servers, tuple(f.path for f in an.parsed.files),
+                  an.mail is not None)
+
+
+def _ssl_mode(v: dict):
+    if v.get("ssl_enable"):
+        return "ssl"
+    if v.get("ssl_listen"):
+        return "listen ... ssl"
+    if v["starttls"] != "off":
+        return "starttls"
+    return None
+
+
+def _check_ssl(an, srv: Level, v: dict) -> None:
+    mode = _ssl_mode(v)
+    if mode is None:
+        return
+    pos = v.get("ssl_pos") or Pos(srv.file, srv.line)
+    where = f'the "{mode}" directive in {pos.file}:{pos.line}'
+    certs, keys = v["ssl_certificate"], v["ssl_certificate_key"]
+    if not certs:
+        return _err(an, f'no "ssl_certificate" is defined for {where}')
+    if not keys:
+        return _err(an, f'no "ssl_certificate_key" is defined for {where}')
+    if len(keys) < len(certs):
+        return _err(an, f'no "ssl_certificate_key" is defined for certificate '
+                        f'"{certs[-1]}" and {where}')
+    verify = v["ssl_verify_client"]
+    if verify != "off":
+        if an.dialect == "nginx":
+            if not v["ssl_client_certificate"] and verify != "optional_no_ca":
+                return _err(an, "no ssl_client_certificate for ssl_verify_client")
+        elif not v["ssl_client_certificate"] and not v["ssl_trusted_certificate"] \
+                and verify != "optional_no_ca":
+            return _err(an, "no ssl_client_certificate or ssl_trusted_certificate "
+                            "for ssl_verify_client")
+    if not an.check_files:
+        return
+    from .tlsfiles import (TlsFileError, check_ca_file, check_crl, check_dhparam,
+                           check_pairs, check_ticket_key)
+    try:
+        check_pairs(tuple(certs), tuple(keys), tuple(v.get("ssl_password_file") or ()))
+        if verify != "off":
+            if v["ssl_client_certificate"]:
+                check_ca_file(v["ssl_client_certificate"])
+            if v["ssl_trusted_certificate"]:
+                check_ca_file(v["ssl_trusted_certificate"])
+            if v["ssl_crl"]:
+                check_crl(v["ssl_crl"])
+        if v["ssl_dhparam"]:
+            check_dhparam(v["ssl_dhparam"])
+        for k in v["ssl_session_ticket_key"]:
+            check_ticket_key(k)
+    except TlsFileError as e:
+        return _err(an, str(e))
+    from ..proxy.tls import check_tls_settings
+    problem = check_tls_settings(v)
+    if problem:
+        an.error(ConfError(problem[0], problem[1].file if problem[1] else None,
+                           problem[1].line if problem[1] else 0,
+                           where="file" if problem[1] else "none", kind="merge"))
+
+
+def _main(an) -> Main:
+    mv = an.main.values
+    ev = an.main.extra.get("events")
+    evv = ev.values if ev is not None else {}
+    wp = mv.get("worker_processes", 1)
+    auto = wp == "auto"
+    if auto:
+        wp = os.cpu_count() or 1
+    logs = tuple(mv.get("error_log") or ())
+    return Main(
+        daemon=mv.get("daemon", True),
+        master_process=mv.get("master_process", True),
+        worker_processes=wp,
+        worker_processes_auto=auto,
+        pid=mv.get("pid", ""),
+        error_log=logs,
+        user=mv.get("user"),
+        worker_rlimit_nofile=mv.get("worker_rlimit_nofile", 0),
+        worker_shutdown_timeout_ms=mv.get("worker_shutdown_timeout", 0),
+        working_directory=mv.get("working_directory", ""),
+        env=tuple(mv.get("env") or ()),
+        events=Events(worker_connections=evv.get("worker_connections", 512),
+                      use=evv.get("use", ""),
+                      multi_accept=evv.get("multi_accept", False),
+                      accept_mutex=evv.get("accept_mutex", False)),
+    )
+
+
+def _tuple(x):
+    return x if type(x) is tuple else tuple(x)
+
+
+def _server(an, srv: Level, v: dict, main: Main) -> Server:
+    name = v["server_name"] or an.hostname or hostname()
+    bc = v.get("ssl_session_cache_builtin", ("none", 0))
+    sc = v.get("ssl_session_cache_shared", ("", 0))
+    listens = tuple(v.get("listen", ()))
+    if v.get("ssl_enable"):
+        listens = tuple(l._replace(ssl=True) for l in listens)
+    logs = v.get("error_log")
+    pop3_auth = v["pop3_auth"]
+    pop3_caps = _tuple(v["pop3_capabilities"])
+    return Server(
+        pos=Pos(srv.file, srv.line),
+        protocol=v["protocol"],
+        listens=listens,
+        server_name=name,
+        timeout_ms=v["timeout"],
+        error_log=_tuple(logs) if logs else main.error_log,
+        error_log_user_tag=_tuple(v["error_log_user_tag"]) if "error_log_user_tag" in v else (),
+        resolver=v["resolver"],
+        resolver_timeout_ms=v["resolver_timeout"],
+        max_errors=v["max_errors"],
+        max_commands=v.get("max_commands", 1000) if an.dialect != "nginx" else 1 << 62,
+        auth_http=v["auth_http"],
+        auth_http_timeout_ms=v["auth_http_timeout"],
+        auth_http_header=_tuple(v["auth_http_header"]),
+        auth_http_pass_client_cert=v["auth_http_pass_client_cert"],
+        proxy=v["proxy"],
+        proxy_buffer=v["proxy_buffer"],
+        proxy_timeout_ms=v["proxy_timeout"],
+        proxy_pass_error_message=v["proxy_pass_error_message"],
+        xclient=v["xclient"],
+        proxy_smtp_auth=v["proxy_smtp_auth"],
+        proxy_protocol=v["proxy_protocol"],
+        set_real_ip_from=_tuple(v["set_real_ip_from"]),
+        pop3_auth=pop3_auth,
+        pop3_capabilities=pop3_caps,
+        pop3_client_buffer=v.get("pop3_client_buffer", 128),
+        imap_auth=v["imap_auth"],
+        imap_capabilities=_tuple(v["imap_capabilities"]),
+        imap_client_buffer=v["imap_client_buffer"],
+        smtp_auth=v["smtp_auth"],
+        smtp_capabilities=_tuple(v["smtp_capabilities"]),
+        smtp_client_buffer=v["smtp_client_buffer"],
+        smtp_greeting_delay_ms=v["smtp_greeting_delay"],
+        starttls=v["starttls"],
+        ssl=_ssl_mode(v) is not None,
+        ssl_certificate=_tuple(v["ssl_certificate"]),
+        ssl_certificate_key=_tuple(v["ssl_certificate_key"]),
+        ssl_passwords=_tuple(v["ssl_password_file"]),
+        ssl_protocols=v["ssl_protocols"],
+        ssl_ciphers=v["ssl_ciphers"],
+        ssl_prefer_server_ciphers=v["ssl_prefer_server_ciphers"],
+        ssl_ecdh_curve=v["ssl_ecdh_curve"],
+        ssl_dhparam=v["ssl_dhparam"],
+        ssl_certificate_compression=v.get("ssl_certificate_compression", False),
+        ssl_session_cache=SessionCache(bc[0], bc[1], sc[0], sc[1]),
+        ssl_session_tickets=v["ssl_session_tickets"],
+        ssl_session_ticket_key=_tuple(v["ssl_session_ticket_key"]),
+        ssl_session_timeout=v["ssl_session_timeout"],
+        ssl_verify_client=v["ssl_verify_client"],
+        ssl_verify_depth=v["ssl_verify_depth"],
+        ssl_client_certificate=v["ssl_client_certificate"],
+        ssl_trusted_certificate=v["ssl_trusted_certificate"],
+        ssl_crl=v["ssl_crl"],
+        ssl_conf_command=_tuple(v["ssl_conf_command"]),
+        pop3=_pop3(pop3_auth, pop3_caps) if v["protocol"] == "pop3" else None,
+    )
+
+
+@lru_cache(maxsize=256)
+def _pop3(auth, caps):
+    return pop3_replies(auth, caps)
+
+
+def _open_logs(an, main: Main, servers) -> None:
+    """nginx opens every log file once the configuration is read; so does -t."""
+    seen = set()
+    targets = list(main.error_log)
+    for s in servers:
+        targets.extend(s.error_log)
+    for t in targets:
+        if t.target in seen or t.target == "stderr" or t.target.startswith(
+                ("syslog:", "memory:")):
+            continue
+        seen.add(t.target)
+        try:
+            fd = os.open(t.target, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            os.close(fd)
+        except OSError as e:
+            from ..errors import errno_suffix
+            _err(an, f'open() "{t.target}" failed' + errno_suffix(e))

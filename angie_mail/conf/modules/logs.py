@@ -1,0 +1,79 @@
+"""``error_log`` (main and mail levels): ngx_log_set_log and ngx_syslog_process_conf."""
+
+from __future__ import annotations
+
+from ..model import LogTarget, Pos
+from ..registry import Fail
+from ..url import parse_url
+from ..values import cstr
+
+LEVELS = ("emerg", "alert", "crit", "error", "warn", "notice", "info", "debug")
+DEBUG_LEVELS = ("debug_core", "debug_alloc", "debug_mutex", "debug_event", "debug_http",
+                "debug_mail", "debug_stream")
+FACILITIES = ("kern", "user", "mail", "daemon", "auth", "intern", "lpr", "news", "uucp",
+              "clock", "authpriv", "ftp", "ntp", "audit", "alert", "cron", "local0",
+              "local1", "local2", "local3", "local4", "local5", "local6", "local7")
+SEVERITIES = ("emerg", "alert", "crit", "error", "warn", "notice", "info", "debug")
+
+
+def check_syslog(spec: str) -> None:
+    """ngx_syslog_process_conf's checks on ``syslog:param,param...``."""
+    server = False
+    for p in spec[7:].split(","):
+        p = cstr(p)
+        if p.startswith("server="):
+            u = parse_url(p[7:], default_port=514)
+            if u.err:
+                raise Fail(f'{u.err} in syslog server "{p[7:]}"')
+            server = True
+        elif p.startswith("facility="):
+            if p[9:] not in FACILITIES:
+                raise Fail(f'unknown syslog facility "{p[9:]}"')
+        elif p.startswith("severity="):
+            if p[9:] not in SEVERITIES:
+                raise Fail(f'unknown syslog severity "{p[9:]}"')
+        elif p.startswith("tag="):
+            tag = p[4:]
+            if len(tag) > 32:
+                raise Fail("syslog tag length exceeds 32")
+            if any(not (c.isascii() and (c.isalnum() or c == "_")) for c in tag):
+                raise Fail('syslog "tag" only allows alphanumeric characters and underscore')
+        elif p == "nohostname":
+            pass
+        else:
+            raise Fail(f'unknown syslog parameter "{p}"')
+    if not server:
+        raise Fail("no syslog server specified")
+
+
+def error_log_handler(an, st, lv, d):
+    target = st.words[1].value
+    t = cstr(target)
+    if t == "stderr":
+        dest = "stderr"
+    elif t.startswith("memory:"):
+        dest = t
+    elif t.startswith("syslog:"):
+        check_syslog(t)
+        dest = t
+    else:
+        dest = an.full_name(target)
+    level = None
+    params = []
+    for w in st.words[2:]:
+        v = cstr(w.value)
+        if an.dialect != "nginx" and (v.startswith("format=") or v.startswith("filter=")):
+            params.append(v)           # Angie's error_log extras
+            continue
+        if v in LEVELS:
+            if level is not None:
+                raise Fail(f'duplicate log level "{w.value}"')
+            level = v
+        elif v in DEBUG_LEVELS:
+            if level is not None and level not in DEBUG_LEVELS and level != "debug":
+                raise Fail(f'invalid log level "{w.value}"')
+            level = "debug"
+        else:
+            raise Fail(f'invalid log level "{w.value}"')
+    lv.values.setdefault(d.field, []).append(
+        LogTarget(dest, level or "error", tuple(params), Pos(st.file, st.end_line)))

@@ -1,0 +1,268 @@
+"""The directive registry: one declarative row per directive.
+
+Rows are declared beside their module (``angie_mail/conf/modules/*.py``) and collected
+here.  Every name Angie defines (``data/angie-directive-names.tsv``, from Angie's own
+command tables) is known, so that a name defined for another context is reported as
+``"X" directive is not allowed here`` and only names defined nowhere are
+``unknown directive "X"``.  Names outside mail/core/events (http, stream...) get a
+generic row that checks context and argument count only: their blocks are not analysed.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from functools import lru_cache
+import os
+from typing import Any, Callable, Optional
+
+DIALECTS = ("angie-mail", "angie", "nginx")
+ALL = frozenset(DIALECTS)
+ANGIE = frozenset(("angie", "angie-mail"))        # Angie-only (A! in the spec)
+EXTENSION = frozenset(("angie-mail",))            # this project's own directives
+
+
+class Ctx(enum.Flag):
+    """Where a directive may appear (nginx's NGX_*_CONF bits, for our contexts)."""
+    MAIN = enum.auto()       # top level
+    EVENTS = enum.auto()     # events {}
+    MAIL = enum.auto()       # mail {}
+    SERVER = enum.auto()     # mail { server {} }
+    HTTP = enum.auto()       # anything inside http {} (not analysed)
+    STREAM = enum.auto()     # anything inside stream {} (not analysed)
+    ANY = MAIN | EVENTS | MAIL | SERVER | HTTP | STREAM
+
+    @property
+    def label(self) -> str:
+        return {Ctx.MAIN: "main", Ctx.EVENTS: "events", Ctx.MAIL: "mail",
+                Ctx.SERVER: "server"}.get(self, str(self))
+
+
+CONTEXT_OF_NAME = {"main": Ctx.MAIN, "events": Ctx.EVENTS, "mail": Ctx.MAIL,
+                   "server": Ctx.SERVER}
+
+
+class Args(enum.Flag):
+    """Argument-count rule (nginx's NGX_CONF_NOARGS/TAKEn/FLAG/1MORE/2MORE/ANY/BLOCK).
+
+    Counts are arguments after the name."""
+    NOARGS = enum.auto()
+    TAKE1 = enum.auto()
+    TAKE2 = enum.auto()
+    TAKE3 = enum.auto()
+    TAKE4 = enum.auto()
+    TAKE5 = enum.auto()
+    TAKE6 = enum.auto()
+    TAKE7 = enum.auto()
+    FLAG = enum.auto()
+    ONEMORE = enum.auto()
+    TWOMORE = enum.auto()
+    ANYARGS = enum.auto()
+    BLOCK = enum.auto()
+    TAKE12 = TAKE1 | TAKE2
+    TAKE13 = TAKE1 | TAKE3
+    TAKE23 = TAKE2 | TAKE3
+    TAKE123 = TAKE1 | TAKE2 | TAKE3
+    TAKE1234 = TAKE1 | TAKE2 | TAKE3 | TAKE4
+
+    def accepts(self, nargs: int) -> bool:
+        """ngx_conf_handler's argument-count check (``nargs`` excludes the name)."""
+        if self & Args.ANYARGS:
+            return True
+        if self & Args.FLAG:
+            return nargs == 1
+        if self & Args.ONEMORE:
+            return nargs >= 1
+        if self & Args.TWOMORE:
+            return nargs >= 2
+        if nargs > 7:                        # NGX_CONF_MAX_ARGS is 8 words
+            return False
+        return bool(self & _TAKE[nargs])
+
+    def describe(self) -> str:
+        if self & Args.ANYARGS:
+            return "any"
+        if self & Args.FLAG:
+            return "on | off"
+        if self & Args.ONEMORE:
+            return "1 or more"
+        if self & Args.TWOMORE:
+            return "2 or more"
+        counts = [str(i) for i in range(8) if self & _TAKE[i]]
+        return " or ".join(counts) if counts else "none"
+
+
+_TAKE = (Args.NOARGS, Args.TAKE1, Args.TAKE2, Args.TAKE3, Args.TAKE4, Args.TAKE5,
+         Args.TAKE6, Args.TAKE7)
+
+
+class Merge(enum.Enum):
+    """How a mail directive is inherited ``server`` <- ``mail`` <- default."""
+    SCALAR = "scalar"          # server's value, else mail's, else the default
+    LIST = "list-replace"      # the server's whole list if it has one, else mail's
+    BITMASK = "bitmask"        # as scalar; several lines in one block are OR-ed
+    NONE = "not inherited"     # server-only (listen, protocol)
+    MAIN = "main"              # main/events level, not inherited
+
+
+class Fail(Exception):
+    """A directive handler's error; the analyzer appends `` in FILE:LINE`` unless
+    ``where`` is "none" (messages that carry their own position)."""
+
+    def __init__(self, message: str, level: str = "emerg", where: str = "file"):
+        super().__init__(message)
+        self.message = message
+        self.level = level
+        self.where = where
+
+
+@dataclass(frozen=True)
+class Directive:
+    """One directive: where it may appear, what it takes, what it sets."""
+    name: str
+    module: str                      # e.g. "mail_core", "pop3", "core", "events"
+    contexts: Ctx
+    args: Args
+    handler: Optional[Callable] = None   # handler(analyzer, stmt, level, row)
+    field: Optional[str] = None      # the conf field it fills
+    default: Any = None              # merged default (None: no default / unset)
+    merge: Merge = Merge.SCALAR
+    dialects: frozenset = ALL
+    syntax: str = ""                 # value syntax for the docs
+    doc: str = ""                    # one line for the docs
+    default_text: str = ""           # the default as documented ("60s", "plain"...)
+    generic: bool = False            # a name known from Angie's tables, not analysed
+
+    @property
+    def is_block(self) -> bool:
+        return bool(self.args & Args.BLOCK)
+
+    @property
+    def extension(self) -> bool:
+        return self.dialects == EXTENSION
+
+    @property
+    def angie_only(self) -> bool:
+        return self.dialects == ANGIE
+
+
+def row(name, module, contexts, args, handler=None, **kw) -> Directive:
+    return Directive(name, module, contexts, args, handler, **kw)
+
+
+# --- Angie's names ------------------------------------------------------------------
+
+_TSV_CTX = {"main": Ctx.MAIN, "event": Ctx.EVENTS, "mail": Ctx.MAIL, "mail_srv": Ctx.SERVER,
+            "any": Ctx.ANY}
+_TSV_ARGS = {"noargs": Args.NOARGS, "flag": Args.FLAG, "1more": Args.ONEMORE,
+             "2more": Args.TWOMORE, "any": Args.ANYARGS, "block": Args.BLOCK}
+
+
+def _tsv_args(text: str) -> Args:
+    out = Args(0)
+    for part in text.split(" ")[0].split(","):
+        if part in _TSV_ARGS:
+            out |= _TSV_ARGS[part]
+        elif part.startswith("take"):
+            for d in part[4:]:
+                out |= _TAKE[int(d)]
+    return out
+
+
+def _data(name: str) -> str:
+    with open(os.path.join(os.path.dirname(__file__), "data", name), encoding="utf-8") as f:
+        return f.read()
+
+
+@dataclass(frozen=True)
+class NameRow:
+    name: str
+    module: str
+    subsystem: str
+    contexts: Ctx
+    args: Args
+
+
+@lru_cache(maxsize=1)
+def angie_names() -> tuple:
+    """Every (name, module) Angie defines, from its command tables."""
+    text = _data("angie-directive-names.tsv")
+    out = []
+    for line in text.splitlines()[1:]:
+        if not line.strip():
+            continue
+        name, module, subsystem, contexts, args = line.split("\t")[:5]
+        ctx = Ctx(0)
+        for c in contexts.split(","):
+            c = c.strip()
+            if c in _TSV_CTX:
+                ctx |= _TSV_CTX[c]
+            elif c.startswith("http"):
+                ctx |= Ctx.HTTP
+            elif c.startswith("stream"):
+                ctx |= Ctx.STREAM
+        out.append(NameRow(name, module, subsystem, ctx, _tsv_args(args)))
+    return tuple(out)
+
+
+@lru_cache(maxsize=1)
+def nginx_unknown_names() -> frozenset:
+    """Names of Angie's tables that nginx 1.22 (Debian, with its mail module) does
+    not know; see data/nginx-1.22-unknown.txt."""
+    text = _data("nginx-1.22-unknown.txt")
+    return frozenset(l.strip() for l in text.splitlines()
+                     if l.strip() and not l.startswith("#"))
+
+
+class Registry:
+    """The directives of one dialect: lookup by name and context."""
+
+    def __init__(self, dialect: str, rows):
+        if dialect not in DIALECTS:
+            raise ValueError(f"unknown dialect {dialect!r}")
+        self.dialect = dialect
+        self.rows: dict = {}          # name -> [Directive]
+        implemented = set()
+        for r in rows:
+            implemented.add(r.name)
+            if dialect in r.dialects:
+                self.rows.setdefault(r.name, []).append(r)
+        unknown_here = nginx_unknown_names() if dialect == "nginx" else frozenset()
+        for nr in angie_names():
+            if nr.subsystem == "mail" or nr.name in unknown_here:
+                continue          # mail names come only from the implemented rows
+            if any(r.contexts & nr.contexts for r in self.rows.get(nr.name, ())):
+                continue          # analysed by an implemented row
+            self.rows.setdefault(nr.name, []).append(Directive(
+                nr.name, nr.module, nr.contexts, nr.args, generic=True))
+        # a context -> {name: row} index for the analyzer's hot path
+        self.by_ctx: dict = {}
+        for ctx in (Ctx.MAIN, Ctx.EVENTS, Ctx.MAIL, Ctx.SERVER):
+            self.by_ctx[ctx] = {name: r for name, rs in self.rows.items()
+                                for r in rs if r.contexts & ctx}
+
+    def known(self, name: str) -> bool:
+        return name in self.rows
+
+    def lookup(self, name: str, ctx: Ctx) -> Optional[Directive]:
+        return self.by_ctx[ctx].get(name)
+
+    def implemented(self):
+        """Every analysed row of this dialect, in declaration order."""
+        seen = []
+        for rs in self.rows.values():
+            for r in rs:
+                if not r.generic:
+                    seen.append(r)
+        return seen
+
+
+def all_rows() -> list:
+    """Every declared row of every module, in module order."""
+    from .modules import ALL_ROWS
+    return list(ALL_ROWS)
+
+
+@lru_cache(maxsize=None)
+def registry(dialect: str = "angie-mail") -> Registry:
+    return Registry(dialect, all_rows())
