@@ -42,12 +42,14 @@ class ConfError(Exception):
 
     def __init__(self, message: str, file: str | None = None, line: int = 0,
                  col: int = 0, where: str = "file", level: str = "emerg",
-                 kind: str = "error"):
+                 kind: str = "error", start_line: int = 0, rule: str = ""):
         super().__init__(message)
         self.message = message
         self.file = file
         self.line = line
         self.col = col
+        self.start_line = start_line or line    # where the statement starts (line is
+        self.rule = rule                        # where nginx reports: its ";" or "{")
         self.where = where if file is not None or where != "file" else "none"
         self.level = level
         self.kind = kind

@@ -19,7 +19,7 @@ from typing import Optional
 
 from ..errors import ConfError
 from .level import Level
-from .parse import parse_param
+from .parse import PARAM_NAME, parse_param
 from .registry import Ctx, Fail, registry
 from .tree import Parsed, Stmt
 from .values import cstr
@@ -35,6 +35,7 @@ class Result:
     findings: list = field(default_factory=list)     # ConfError, in order (warnings too)
     config: object = None
     parsed: Optional[Parsed] = None
+    analyzer: object = None
 
     @property
     def errors(self) -> list:
@@ -84,6 +85,7 @@ class Analyzer:
         self.shm_zones: dict = {}
         self.modules_used = False
         self.merged = None
+        self.server_pairs: list = []      # (Server, Level) once merged
 
     # --- helpers for handlers -------------------------------------------------------
 
@@ -96,9 +98,10 @@ class Analyzer:
             return name
         return (self.conf_prefix if conf_prefix else self.prefix) + name
 
-    def warn(self, message: str, st: Stmt) -> None:
+    def warn(self, message: str, st: Stmt, rule: str = "nginx-warning") -> None:
         self.findings.append(ConfError(message, st.file, st.end_line, col=st.col,
-                                       level="warn", kind="warning"))
+                                       level="warn", kind="warning", start_line=st.line,
+                                       rule=rule))
 
     def error(self, err: ConfError) -> None:
         self.findings.append(err)
@@ -107,8 +110,10 @@ class Analyzer:
 
     def fail_at(self, st: Stmt, message: str, kind: str = "error", where: str = "file",
                 level: str = "emerg") -> None:
+        if where == "file" and st.file == PARAM_NAME:
+            where = "cmdline"
         self.error(ConfError(message, st.file, st.end_line, col=st.col, where=where,
-                             kind=kind, level=level))
+                             kind=kind, level=level, start_line=st.line))
 
     # --- the walk ---------------------------------------------------------------------
 
@@ -126,6 +131,7 @@ class Analyzer:
         res = Result(self.findings, None, self.parsed)
         if res.ok and self.merged is not None:
             res.config = self.merged
+        res.analyzer = self
         return res
 
     def _run(self) -> None:
@@ -187,10 +193,15 @@ class Analyzer:
             try:
                 res = d.handler(self, st, lv, d)
             except Fail as e:
-                self.fail_at(st, e.message, where=e.where, level=e.level)
+                self.fail_at(st, e.message, where=e.where, level=e.level, kind="value")
                 if st.block:
                     self.opaque(parsed, st.block)
                 continue
+            if d.field is not None:
+                lv.extra.setdefault("stmts", {})[d.field] = st
+            if self.mode == "lint" and d.extension:
+                self.warn(f'"{d.name}" is an angie-mail extension: Angie reports '
+                          f'unknown directive "{d.name}"', st, rule="not-portable")
             if st.block is not None:
                 child_ctx, child_lv, close = res
                 if child_ctx is None:
@@ -201,7 +212,8 @@ class Analyzer:
                     try:
                         close()
                     except Fail as e:
-                        self.fail_at(st, e.message, where=e.where, level=e.level)
+                        self.fail_at(st, e.message, where=e.where, level=e.level,
+                                     kind="merge")
 
     def check_form(self, st: Stmt, d) -> bool:
         """Terminator and argument count, as ngx_conf_handler checks them."""

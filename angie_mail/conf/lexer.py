@@ -132,7 +132,8 @@ def lex(src: Source):
     count = text.count
 
     def fail(message, at_line):
-        err = ConfError(message, fname, at_line, where="cmdline" if param else "file")
+        err = ConfError(message, fname, at_line, where="cmdline" if param else "file",
+                        kind="syntax")
         if run:
             yield Tok("DIRECTIVES", run)
         for _ in range(depth):

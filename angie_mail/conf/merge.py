@@ -42,8 +42,10 @@ def hostname() -> str:
     return socket.gethostname().lower()
 
 
-def _err(an, message: str) -> None:
-    an.error(ConfError(message, where="none", kind="merge"))
+def _err(an, message: str, file: str | None = None, line: int = 0) -> None:
+    """A merge-time error: the message embeds its own position (file/line are kept
+    for machine-readable output only)."""
+    an.error(ConfError(message, file, line, where="none", kind="merge"))
 
 
 def merge(an) -> Config:
@@ -56,18 +58,21 @@ def merge(an) -> Config:
     # core
     for srv, v in merged:
         if "protocol" not in v:
-            _err(an, f"unknown mail protocol for server in {srv.file}:{srv.line}")
+            _err(an, f"unknown mail protocol for server in {srv.file}:{srv.line}",
+                 srv.file, srv.line)
     # ssl
     for srv, v in merged:
         _check_ssl(an, srv, v)
     # auth_http
     for srv, v in merged:
         if v.get("auth_http") is None:
-            _err(an, f'no "auth_http" is defined for server in {srv.file}:{srv.line}')
+            _err(an, f'no "auth_http" is defined for server in {srv.file}:{srv.line}',
+                 srv.file, srv.line)
 
     main = _main(an)
-    servers = tuple(_server(an, srv, v, main) for srv, v in merged
-                    if "protocol" in v and v.get("auth_http") is not None)
+    an.server_pairs = [(_server(an, srv, v, main), srv) for srv, v in merged
+                       if "protocol" in v and v.get("auth_http") is not None]
+    servers = tuple(s for s, _ in an.server_pairs)
     if an.check_files and an.mode == "test":
         _open_logs(an, main, servers)
     return Config(main, servers, tuple(f.path for f in an.parsed.files),
@@ -90,23 +95,24 @@ def _check_ssl(an, srv: Level, v: dict) -> None:
         return
     pos = v.get("ssl_pos") or Pos(srv.file, srv.line)
     where = f'the "{mode}" directive in {pos.file}:{pos.line}'
+    loc = (pos.file, pos.line)
     certs, keys = v["ssl_certificate"], v["ssl_certificate_key"]
     if not certs:
-        return _err(an, f'no "ssl_certificate" is defined for {where}')
+        return _err(an, f'no "ssl_certificate" is defined for {where}', *loc)
     if not keys:
-        return _err(an, f'no "ssl_certificate_key" is defined for {where}')
+        return _err(an, f'no "ssl_certificate_key" is defined for {where}', *loc)
     if len(keys) < len(certs):
         return _err(an, f'no "ssl_certificate_key" is defined for certificate '
-                        f'"{certs[-1]}" and {where}')
+                        f'"{certs[-1]}" and {where}', *loc)
     verify = v["ssl_verify_client"]
     if verify != "off":
         if an.dialect == "nginx":
             if not v["ssl_client_certificate"] and verify != "optional_no_ca":
-                return _err(an, "no ssl_client_certificate for ssl_verify_client")
+                return _err(an, "no ssl_client_certificate for ssl_verify_client", *loc)
         elif not v["ssl_client_certificate"] and not v["ssl_trusted_certificate"] \
                 and verify != "optional_no_ca":
             return _err(an, "no ssl_client_certificate or ssl_trusted_certificate "
-                            "for ssl_verify_client")
+                            "for ssl_verify_client", *loc)
     if not an.check_files:
         return
     from .tlsfiles import (TlsFileError, check_ca_file, check_crl, check_dhparam,
@@ -125,7 +131,7 @@ def _check_ssl(an, srv: Level, v: dict) -> None:
         for k in v["ssl_session_ticket_key"]:
             check_ticket_key(k)
     except TlsFileError as e:
-        return _err(an, str(e))
+        return _err(an, str(e), *loc)
     from ..proxy.tls import check_tls_settings
     problem = check_tls_settings(v)
     if problem:

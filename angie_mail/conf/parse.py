@@ -26,6 +26,7 @@ from .lexer import BlockHead, Source, lex
 from .tree import ConfFile, Parsed, Stmt
 
 CONTEXTS = ("main", "events", "mail", "server")
+PARAM_NAME = "<command line>"      # the "file" of -g directives
 MAX_INCLUDE_DEPTH = 64
 
 
@@ -110,7 +111,7 @@ class _Session:
             return stmt          # the analyzer reports the argument count
         pattern = stmt.words[1].value
         path = pattern if pattern.startswith("/") else self.conf_prefix + pattern
-        where = dict(file=stmt.file, line=stmt.end_line)
+        where = dict(file=stmt.file, line=stmt.end_line, kind="include")
         if "\0" in path:
             idx = self.add_error(path, ConfError(
                 f'open() "{path.split(chr(0))[0]}" failed' + errno_suffix(2), **where))
@@ -142,13 +143,15 @@ class _Session:
         return stmt._replace(includes=tuple(out))
 
 
-def read_conf_bytes(path: str, file: str | None = None, line: int = 0):
+def read_conf_bytes(path: str, file: str | None = None, line: int = 0,
+                    kind: str = "include"):
     """Read a configuration file as nginx does; (data, None) or (None, ConfError).
 
     ``file``/``line`` is where the reading was asked for (an include), or None for the
     main file, whose errors carry no position.
     """
-    where = dict(file=file, line=line) if file is not None else dict(where="none")
+    where = dict(file=file, line=line, kind=kind) if file is not None else \
+        dict(where="none", kind=kind)
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError as e:
@@ -161,7 +164,7 @@ def read_conf_bytes(path: str, file: str | None = None, line: int = 0):
     except OSError as e:
         # nginx: pread() on a directory fails at critical level
         return None, ConfError(f'pread() "{path}" failed' + errno_suffix(e),
-                               where="none", level="crit")
+                               where="none", level="crit", kind=kind)
     return data, None
 
 
@@ -205,5 +208,5 @@ def parse_stdin(context: str = "main", name: str = "<stdin>") -> Parsed:
 def parse_param(text: str, conf_prefix: str = "") -> Parsed:
     """Parse ``-g`` directives: errors say ``in command line``, blocks are refused."""
     session = _Session(conf_prefix)
-    session.add("<command line>", text.encode("utf-8", "surrogateescape"), param=True)
+    session.add(PARAM_NAME, text.encode("utf-8", "surrogateescape"), param=True)
     return Parsed(tuple(session.files), "main")

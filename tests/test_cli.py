@@ -1,0 +1,201 @@
+"""The command line: nginx's -t/-T conventions, lint output and exit codes."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+GOOD = """events {}
+mail {
+    auth_http 127.0.0.1:9/auth;
+    server {
+        listen 127.0.0.1:110;
+    }
+}
+"""
+
+
+def cli(*args, cwd=None, stdin=None):
+    r = subprocess.run([sys.executable, "-m", "angie_mail", *args], capture_output=True,
+                       cwd=cwd, input=stdin, timeout=60)
+    return r.returncode, r.stdout.decode(), r.stderr.decode()
+
+
+def write(tmp_path, text, name="mail.conf"):
+    p = tmp_path / name
+    p.write_text(text)
+    return str(p)
+
+
+def test_t_success(tmp_path):
+    conf = write(tmp_path, GOOD)
+    rc, out, err = cli("-t", "-c", conf)
+    assert rc == 0 and out == ""
+    assert err == (f"angie-mail: the configuration file {conf} syntax is ok\n"
+                   f"angie-mail: configuration file {conf} test is successful\n")
+
+
+def test_t_quiet_and_combined_flags(tmp_path):
+    conf = write(tmp_path, GOOD)
+    assert cli("-tq", "-c", conf) == (0, "", "")
+    assert cli("-qt", f"-c{conf}") == (0, "", "")
+
+
+def test_t_failure(tmp_path):
+    conf = write(tmp_path, GOOD.replace("listen 127.0.0.1:110;", "listen 127.0.0.1:110 x;"))
+    rc, out, err = cli("-t", "-c", conf)
+    assert rc == 1
+    assert err == (f'angie-mail: [emerg] invalid parameter "x" in {conf}:5\n'
+                   f"angie-mail: configuration file {conf} test failed\n")
+    rc, out, err = cli("-t", "-q", "-c", conf)
+    assert rc == 1 and "test failed" in err
+
+
+def test_t_warnings_do_not_change_the_verdict(tmp_path):
+    conf = write(tmp_path, GOOD.replace("    server {", "    pop3_auth plain plain;\n    server {"))
+    rc, out, err = cli("-t", "-c", conf)
+    assert rc == 0
+    assert err.splitlines()[0] == f'angie-mail: [warn] duplicate value "plain" in {conf}:4'
+
+
+def test_prefix_and_relative_conf(tmp_path):
+    write(tmp_path, GOOD, "x.conf")
+    rc, out, err = cli("-t", "-p", str(tmp_path), "-c", "x.conf", cwd="/")
+    assert rc == 0 and f"{tmp_path}/x.conf syntax is ok" in err
+    rc, out, err = cli("-t", "-c", "x.conf", cwd=str(tmp_path))
+    assert rc == 0
+
+
+def test_default_conf_under_prefix(tmp_path):
+    (tmp_path / "conf").mkdir()
+    write(tmp_path, GOOD, "conf/mail.conf")
+    rc, out, err = cli("-t", "-p", str(tmp_path))
+    assert rc == 0 and f"{tmp_path}/conf/mail.conf" in err
+
+
+def test_missing_conf(tmp_path):
+    rc, out, err = cli("-t", "-c", f"{tmp_path}/none.conf")
+    assert rc == 1
+    assert err.startswith(f'angie-mail: [emerg] open() "{tmp_path}/none.conf" failed '
+                          f'(2: No such file or directory)\n')
+
+
+def test_g_directives(tmp_path):
+    conf = write(tmp_path, GOOD)
+    assert cli("-t", "-q", "-c", conf, "-g", "daemon off;")[0] == 0
+    rc, out, err = cli("-t", "-c", conf, "-g", "daemon off")
+    assert rc == 1 and 'unexpected end of parameter, expecting ";" in command line' in err
+
+
+def test_T_dumps_every_file_once(tmp_path):
+    write(tmp_path, "server_name x;\n", "inc.conf")
+    conf = write(tmp_path, GOOD.replace("    server {", "    include inc.conf;\n"
+                                        "    include inc.conf;\n    server {").replace(
+        "server_name x;", ""))
+    conf = write(tmp_path, GOOD.replace("    server {", "    include inc.conf;\n    server {"))
+    rc, out, err = cli("-T", "-c", conf)
+    assert rc == 0
+    assert out == (f"# configuration file {conf}:\n" + open(conf).read() + "\n"
+                   f"# configuration file {tmp_path}/inc.conf:\nserver_name x;\n\n")
+
+
+def test_dialect_option(tmp_path):
+    conf = write(tmp_path, GOOD.replace("    server {", "    max_commands 5;\n    server {"))
+    assert cli("-t", "-q", "-c", conf)[0] == 0
+    assert cli("-t", "-q", "-c", conf, "--dialect=angie")[0] == 0
+    rc, out, err = cli("-t", "-q", "--dialect", "nginx", "-c", conf)
+    assert rc == 1 and 'unknown directive "max_commands"' in err
+
+
+def test_version_and_help():
+    rc, out, err = cli("-v")
+    assert rc == 0 and err.startswith("angie-mail version: angie-mail/")
+    rc, out, err = cli("-V")
+    assert rc == 0 and "dialects:" in err
+    rc, out, err = cli("-h")
+    assert rc == 0 and "Usage:" in err
+
+
+def test_bad_option():
+    rc, out, err = cli("-x")
+    assert rc == 1 and err == 'angie-mail: invalid option: "x"\n'
+    rc, out, err = cli("-c")
+    assert rc == 1 and err == 'angie-mail: option "-c" requires file name\n'
+
+
+# --- lint --------------------------------------------------------------------------------
+
+BAD = """events {}
+mail {
+    auth_http 10.1.2.3:9000/auth;
+    server {
+        listen 0.0.0.0:110;
+        foo;
+        timeout 1y;
+    }
+}
+"""
+
+
+def test_lint_text_reports_everything(tmp_path):
+    conf = write(tmp_path, BAD)
+    rc, out, err = cli("lint", conf)
+    assert rc == 1
+    lines = out.splitlines()
+    assert f"{conf}:6:9: error: unknown directive \"foo\" [unknown]" in lines
+    assert f"{conf}:7:9: error: \"timeout\" directive invalid value [value]" in lines
+
+
+def test_lint_warnings_and_fail_on(tmp_path):
+    conf = write(tmp_path, BAD.replace("        foo;\n", "").replace("timeout 1y", "timeout 1s"))
+    rc, out, err = cli("lint", conf)
+    assert rc == 1
+    rules = [l.rsplit("[", 1)[1].rstrip("]") for l in out.splitlines()]
+    assert sorted(rules) == ["auth-http-cleartext", "plaintext-auth"]
+    assert cli("lint", "--fail-on", "error", conf)[0] == 0
+
+
+def test_lint_json_and_sarif(tmp_path):
+    conf = write(tmp_path, BAD)
+    rc, out, err = cli("lint", "--format", "json", conf)
+    doc = json.loads(out)
+    assert doc["summary"]["errors"] == 2
+    f = doc["findings"][0]
+    assert (f["line"], f["column"], f["rule"], f["level"]) == (6, 9, "unknown", "error")
+    rc, out, err = cli("lint", "--format", "sarif", conf)
+    sarif = json.loads(out)
+    assert sarif["version"] == "2.1.0"
+    res = sarif["runs"][0]["results"]
+    region = res[0]["locations"][0]["physicalLocation"]["region"]
+    assert (res[0]["ruleId"], region["startLine"], region["startColumn"]) == ("unknown", 6, 9)
+    ids = {r["id"] for r in sarif["runs"][0]["tool"]["driver"]["rules"]}
+    assert {r["ruleId"] for r in res} <= ids
+
+
+def test_lint_stdin_fragment():
+    rc, out, err = cli("lint", "--context", "server", "-", stdin=b"listen 110;\nprotocol pop3;\n")
+    assert rc == 0 and out == ""
+    rc, out, err = cli("lint", "--context", "server", "-", stdin=b"listen 110;\nprotocl pop3;\n")
+    assert rc == 1 and out == '<stdin>:2:1: error: unknown directive "protocl" [unknown]\n'
+
+
+def test_lint_not_portable(tmp_path):
+    conf = write(tmp_path, GOOD.replace("listen 127.0.0.1:110;",
+                                        "listen 127.0.0.1:110;\n        pop3_client_buffer 4k;"))
+    rc, out, err = cli("lint", conf)
+    assert rc == 1 and "[not-portable]" in out
+    rc, out, err = cli("lint", "--dialect", "angie", conf)
+    assert "unknown directive" in out
+
+
+def test_lint_usage_error_is_2():
+    assert cli("lint", "--format", "xml")[0] == 2
+
+
+def test_directive_docs_are_current():
+    from angie_mail.conf.docs import render
+    path = os.path.join(os.path.dirname(__file__), "..", "docs", "directives.md")
+    with open(path) as f:
+        assert f.read() == render(), "run: python -m angie_mail.conf.docs > docs/directives.md"
