@@ -217,6 +217,8 @@ class Analyzer:
 
     def check_form(self, st: Stmt, d) -> bool:
         """Terminator and argument count, as ngx_conf_handler checks them."""
+        if d.is_block == (st.block is not None) and len(st.words) - 1 in d.nargs:
+            return True
         name = _display_name(d.name)
         if not d.is_block and st.block is not None:
             self.fail_at(st, f'directive "{name}" is not terminated by ";"', kind="syntax")
@@ -225,7 +227,7 @@ class Analyzer:
         if d.is_block and st.block is None:
             self.fail_at(st, f'directive "{name}" has no opening "{{"', kind="syntax")
             return False
-        if not d.args.accepts(len(st.words) - 1):
+        if len(st.words) - 1 not in d.nargs:
             self.fail_at(st, f'invalid number of arguments in "{name}" directive',
                          kind="arguments")
             if st.block:

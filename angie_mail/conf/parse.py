@@ -13,6 +13,7 @@ An include cycle is reported instead of recursing.
 
 from __future__ import annotations
 
+import gc
 import glob as _glob
 import os
 import sys
@@ -174,17 +175,31 @@ def conf_prefix_of(path: str) -> str:
     return path[:i + 1] if i > 0 else ("/" if i == 0 else "")
 
 
+class _NoGC:
+    """Pause the cyclic garbage collector: parsing makes many small tuples and no
+    cycles, and collections triggered by them cost ~20% of the parse."""
+
+    def __enter__(self):
+        self.was = gc.isenabled()
+        gc.disable()
+
+    def __exit__(self, *exc):
+        if self.was:
+            gc.enable()
+
+
 def parse_file(path: str, context: str = "main") -> Parsed:
     """Parse a configuration file and everything it includes."""
     if context not in CONTEXTS:
         raise ValueError(f"unknown context {context!r}")
-    session = _Session(conf_prefix_of(path))
-    data, err = read_conf_bytes(path)
-    if err is not None:
-        session.add_error(path, err)
-    else:
-        session.add(path, data)
-    return Parsed(tuple(session.files), context)
+    with _NoGC():
+        session = _Session(conf_prefix_of(path))
+        data, err = read_conf_bytes(path)
+        if err is not None:
+            session.add_error(path, err)
+        else:
+            session.add(path, data)
+        return Parsed(tuple(session.files), context)
 
 
 def parse_string(text: str | bytes, name: str = "<string>", context: str = "main",
@@ -196,9 +211,10 @@ def parse_string(text: str | bytes, name: str = "<string>", context: str = "main
     data = text.encode("utf-8", "surrogateescape") if isinstance(text, str) else text
     if conf_prefix is None:
         conf_prefix = os.getcwd().rstrip("/") + "/"
-    session = _Session(conf_prefix, includes)
-    session.add(name, data)
-    return Parsed(tuple(session.files), context)
+    with _NoGC():
+        session = _Session(conf_prefix, includes)
+        session.add(name, data)
+        return Parsed(tuple(session.files), context)
 
 
 def parse_stdin(context: str = "main", name: str = "<stdin>") -> Parsed:

@@ -11,7 +11,8 @@ generic row that checks context and argument count only: their blocks are not an
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from dataclasses import field as _dcfield
 from functools import lru_cache
 import os
 from typing import Any, Callable, Optional
@@ -92,6 +93,17 @@ class Args(enum.Flag):
         return " or ".join(counts) if counts else "none"
 
 
+class _AnyCount:
+    """"N or more" as a container of argument counts."""
+    __slots__ = ("least",)
+
+    def __init__(self, least: int):
+        self.least = least
+
+    def __contains__(self, n: int) -> bool:
+        return n >= self.least
+
+
 _TAKE = (Args.NOARGS, Args.TAKE1, Args.TAKE2, Args.TAKE3, Args.TAKE4, Args.TAKE5,
          Args.TAKE6, Args.TAKE7)
 
@@ -132,10 +144,24 @@ class Directive:
     doc: str = ""                    # one line for the docs
     default_text: str = ""           # the default as documented ("60s", "plain"...)
     generic: bool = False            # a name known from Angie's tables, not analysed
+    is_block: bool = _dcfield(init=False, repr=False, compare=False)
+    nargs: object = _dcfield(init=False, repr=False, compare=False)  # accepted counts
 
-    @property
-    def is_block(self) -> bool:
-        return bool(self.args & Args.BLOCK)
+    def __post_init__(self):
+        # the analyzer's hot path checks these once per statement: no Flag arithmetic
+        object.__setattr__(self, "is_block", bool(self.args & Args.BLOCK))
+        a = self.args
+        if a & Args.ANYARGS:
+            counts = _AnyCount(0)
+        elif a & Args.ONEMORE:
+            counts = _AnyCount(1)
+        elif a & Args.TWOMORE:
+            counts = _AnyCount(2)
+        elif a & Args.FLAG:
+            counts = frozenset((1,))
+        else:
+            counts = frozenset(i for i in range(8) if a & _TAKE[i])
+        object.__setattr__(self, "nargs", counts)
 
     @property
     def extension(self) -> bool:

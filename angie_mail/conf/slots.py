@@ -96,8 +96,12 @@ def bitmask_slot(words_for_dialect):
     """Every argument one of the allowed words (case-insensitive); a repeat is a
     warning; several lines in one block OR together.  ``words_for_dialect(dialect)``
     gives the allowed canonical words."""
+    cache = {}
+
     def handler(an, st, lv, d):
-        allowed = {w.lower(): w for w in words_for_dialect(an.dialect)}
+        allowed = cache.get(an.dialect)
+        if allowed is None:
+            allowed = cache[an.dialect] = {w.lower(): w for w in words_for_dialect(an.dialect)}
         cur = lv.values.get(d.field)
         cur = set(cur) if cur is not None else set()
         for w in st.words[1:]:
