@@ -51,3 +51,69 @@ def check_tls_settings(v: dict):
             return (f'ssl_conf_command "{name}" is not supported by angie-mail (Python\'s '
                     f'ssl module cannot set TLS 1.3 cipher suites)', pos)
     return None
+
+
+_MIN_VERSION = {"TLSv1": ssl.TLSVersion.TLSv1, "TLSv1.1": ssl.TLSVersion.TLSv1_1,
+                "TLSv1.2": ssl.TLSVersion.TLSv1_2, "TLSv1.3": ssl.TLSVersion.TLSv1_3}
+_ALPN = {"pop3": "pop3", "imap": "imap", "smtp": "smtp"}
+
+
+def build_context(server) -> ssl.SSLContext:
+    """An SSLContext from a resolved server's ssl_* settings."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    versions = [v for v in ("TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3")
+                if v in server.ssl_protocols]
+    if versions:
+        ctx.minimum_version = _MIN_VERSION[versions[0]]
+        ctx.maximum_version = _MIN_VERSION[versions[-1]]
+    ctx.set_ciphers(server.ssl_ciphers)
+    pw = list(server.ssl_passwords)
+    for cert, key in zip(server.ssl_certificate, server.ssl_certificate_key):
+        ctx.load_cert_chain(cert, key, password=_password_cb(pw))
+    if server.ssl_prefer_server_ciphers:
+        ctx.options |= ssl.OP_CIPHER_SERVER_PREFERENCE
+    if not server.ssl_session_tickets:
+        ctx.options |= ssl.OP_NO_TICKET
+    if server.ssl_ecdh_curve and server.ssl_ecdh_curve != "auto" and \
+            ":" not in server.ssl_ecdh_curve:
+        try:
+            ctx.set_ecdh_curve(server.ssl_ecdh_curve)
+        except (ValueError, ssl.SSLError):
+            pass
+    if server.ssl_dhparam:
+        ctx.load_dh_params(server.ssl_dhparam)
+    alpn = _ALPN.get(server.protocol)
+    if alpn:
+        ctx.set_alpn_protocols([alpn])
+    return ctx
+
+
+def _password_cb(passwords):
+    if not passwords:
+        return None
+    it = iter(passwords)
+
+    def cb():
+        return next(it, b"")
+    return cb
+
+
+class TlsInfo:
+    """The TLS facts auth_http reports (Auth-SSL-*)."""
+    __slots__ = ("protocol", "cipher")
+
+    def __init__(self, protocol: str, cipher: str):
+        self.protocol = protocol
+        self.cipher = cipher
+
+    @classmethod
+    def from_transport(cls, transport) -> "TlsInfo":
+        obj = transport.get_extra_info("ssl_object")
+        if obj is None:
+            return cls("", "")
+        c = obj.cipher()
+        return cls(obj.version() or "", c[0] if c else "")
+
+    def auth_headers(self, server):
+        return [(b"Auth-SSL", b"on"), (b"Auth-SSL-Protocol", self.protocol.encode()),
+                (b"Auth-SSL-Cipher", self.cipher.encode())]

@@ -1,0 +1,202 @@
+"""The error log, in nginx's line format.
+
+    2026/11/26 15:04:05 [info] 1234#1234: *7 client logged in, client: "127.0.0.1:51000", server: "127.0.0.1:110", login: "alice", upstream: "127.0.0.1:8110"
+
+Targets come from ``error_log`` (files, ``stderr``, ``syslog:server=...``); a line goes
+to every target whose level admits it.  ``reopen()`` reopens files (SIGUSR1).  Nothing
+that calls this module passes a password: the POP3 machine masks secrets before logging.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+import threading
+import time
+
+LEVELS = ("emerg", "alert", "crit", "error", "warn", "notice", "info", "debug")
+RANK = {name: i for i, name in enumerate(LEVELS)}
+SYSLOG_SEVERITY = {"emerg": 0, "alert": 1, "crit": 2, "error": 3, "warn": 4, "notice": 5,
+                   "info": 6, "debug": 7}
+SYSLOG_FACILITY = {"kern": 0, "user": 1, "mail": 2, "daemon": 3, "auth": 4, "intern": 5,
+                   "lpr": 6, "news": 7, "uucp": 8, "clock": 9, "authpriv": 10, "ftp": 11,
+                   "ntp": 12, "audit": 13, "alert": 14, "cron": 15, "local0": 16,
+                   "local1": 17, "local2": 18, "local3": 19, "local4": 20, "local5": 21,
+                   "local6": 22, "local7": 23}
+
+
+class _Target:
+    __slots__ = ("spec", "rank", "fd", "sock", "addr", "facility", "tag", "severity",
+                 "hostname")
+
+    def __init__(self, spec: str, level: str):
+        self.spec = spec
+        self.rank = RANK.get(level, RANK["error"])
+        self.fd = None
+        self.sock = None
+        if spec == "stderr":
+            self.fd = 2
+        elif spec.startswith("syslog:"):
+            self._syslog(spec)
+        elif spec.startswith("memory:"):
+            pass                        # Angie's debug ring buffer: nothing to write
+        else:
+            self.open()
+
+    def _syslog(self, spec):
+        self.facility = SYSLOG_FACILITY["local7"]
+        self.tag = "angie_mail"
+        self.severity = None
+        self.hostname = True
+        host, port = "127.0.0.1", 514
+        for p in spec[7:].split(","):
+            if p.startswith("server="):
+                v = p[7:]
+                if v.startswith("unix:"):
+                    self.addr = v[5:]
+                    self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+                    self.sock.setblocking(False)
+                    continue
+                if v.startswith("["):
+                    h, _, rest = v[1:].partition("]")
+                    host, port = h, int(rest[1:]) if rest.startswith(":") else 514
+                elif ":" in v:
+                    host, _, port = v.rpartition(":")
+                    port = int(port)
+                else:
+                    host = v
+            elif p.startswith("facility="):
+                self.facility = SYSLOG_FACILITY.get(p[9:], self.facility)
+            elif p.startswith("severity="):
+                self.severity = p[9:]
+            elif p.startswith("tag="):
+                self.tag = p[4:]
+            elif p == "nohostname":
+                self.hostname = False
+        if self.sock is None:
+            fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+            self.addr = (host, port)
+            self.sock = socket.socket(fam, socket.SOCK_DGRAM)
+            self.sock.setblocking(False)
+
+    def open(self):
+        old = self.fd
+        self.fd = os.open(self.spec, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        if old is not None and old > 2:
+            os.close(old)
+
+    def write(self, level: str, stamp: str, body: str):
+        if self.sock is not None:
+            sev = SYSLOG_SEVERITY.get(self.severity or level, 3)
+            pri = self.facility * 8 + sev
+            host = socket.gethostname() + " " if self.hostname else ""
+            msg = f"<{pri}>{time.strftime('%b %e %H:%M:%S')} {host}{self.tag}: {body}"
+            try:
+                self.sock.sendto(msg.encode("utf-8", "backslashreplace"), self.addr)
+            except OSError:
+                pass
+            return
+        if self.fd is None:
+            return
+        line = f"{stamp} [{level}] {body}\n".encode("utf-8", "backslashreplace")
+        try:
+            os.write(self.fd, line)
+        except OSError:
+            pass
+
+    def close(self):
+        if self.fd is not None and self.fd > 2:
+            os.close(self.fd)
+            self.fd = None
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+
+
+class ErrorLog:
+    """A set of targets, each with its own level."""
+
+    _cache: dict = {}
+
+    def __init__(self, targets):
+        self.targets = [_Target(t.target, t.level) for t in targets] or \
+            [_Target("stderr", "error")]
+        self.rank = max(t.rank for t in self.targets)
+
+    @classmethod
+    def for_targets(cls, targets, default=None) -> "ErrorLog":
+        key = tuple((t.target, t.level) for t in targets) if targets else None
+        if key is None:
+            return default or cls([])
+        log = cls._cache.get(key)
+        if log is None:
+            log = cls._cache[key] = cls(targets)
+        return log
+
+    @classmethod
+    def reopen_all(cls) -> None:
+        for log in list(cls._cache.values()):
+            log.reopen()
+
+    @classmethod
+    def close_all(cls) -> None:
+        for log in list(cls._cache.values()):
+            for t in log.targets:
+                t.close()
+        cls._cache.clear()
+
+    def enabled(self, level: str) -> bool:
+        return RANK[level] <= self.rank
+
+    def log(self, level: str, message: str, conn: int = 0, context: str = "") -> None:
+        r = RANK[level]
+        if r > self.rank:
+            return
+        stamp = time.strftime("%Y/%m/%d %H:%M:%S")
+        pid = os.getpid()
+        head = f"{pid}#{threading.get_native_id()}: "
+        if conn:
+            head += f"*{conn} "
+        body = head + message + context
+        for t in self.targets:
+            if r <= t.rank:
+                t.write(level, stamp, body)
+
+    def reopen(self) -> None:
+        for t in self.targets:
+            if t.fd is not None and t.fd > 2:
+                try:
+                    t.open()
+                except OSError as e:
+                    self.log("alert", f'reopen() "{t.spec}" failed ({e.errno}: {e.strerror})')
+
+
+class StartupLog:
+    """Messages before the configuration is loaded: ``angie-mail: [level] message`` on
+    stderr (nginx's console format), or the -e file."""
+
+    def __init__(self, path: str | None = None, level: str = "notice"):
+        self.rank = RANK.get(level, RANK["notice"])
+        self.file = None
+        if path and path != "stderr":
+            try:
+                self.file = ErrorLog([_Spec(path, level)])
+            except OSError as e:
+                sys.stderr.write(f'angie-mail: [alert] could not open error log file: '
+                                 f'open() "{path}" failed ({e.errno}: {e.strerror})\n')
+
+    def log(self, level: str, message: str) -> None:
+        if RANK[level] > self.rank:
+            return
+        if self.file is not None:
+            self.file.log(level, message)
+        if RANK[level] <= RANK["warn"] or self.file is None:
+            sys.stderr.write(f"angie-mail: [{level}] {message}\n")
+            sys.stderr.flush()
+
+
+class _Spec:
+    def __init__(self, target, level):
+        self.target = target
+        self.level = level

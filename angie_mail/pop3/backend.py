@@ -1,0 +1,74 @@
+"""Logging in to the POP3 backend, sans I/O (pop3.md §11).
+
+The proxy always logs in with USER/PASS, whatever the client used.  A reply is
+complete once at least 4 bytes are buffered and the buffer ends with CRLF (several
+packets or lines count as one reply); it is accepted when it starts with ``+OK``.  The
+reply to PASS is what the client gets as the answer to its own login command.
+"""
+
+from __future__ import annotations
+
+GREETING, USER_SENT, PASS_SENT, DONE, FAILED = range(5)
+
+# feed() results
+AGAIN, SEND, LOGGED_IN, REFUSED, TOO_LONG = range(5)
+
+_STEP_ACTION = {GREETING: "reading upstream greeting", USER_SENT: "sending user name to upstream",
+                PASS_SENT: "sending password to upstream"}
+
+
+class Pop3BackendLogin:
+    """Feed the backend's bytes; get the next line to send or the outcome."""
+
+    __slots__ = ("login", "passwd", "limit", "state", "buf")
+
+    def __init__(self, login: bytes, passwd: bytes, proxy_buffer: int):
+        self.login = login
+        self.passwd = passwd
+        self.limit = proxy_buffer
+        self.state = GREETING
+        self.buf = b""
+
+    @property
+    def action(self) -> str:
+        return _STEP_ACTION.get(self.state, "")
+
+    def feed(self, data: bytes):
+        """(result, bytes): AGAIN (need more), SEND (write these bytes), LOGGED_IN
+        (the PASS reply, to forward to the client), REFUSED (the failed reply, CRLF
+        included), TOO_LONG (the buffered bytes)."""
+        buf = self.buf + data
+        limit = self.limit
+        if len(buf) > limit:
+            if buf[limit - 2:limit] != b"\r\n":
+                self.state = FAILED
+                self.buf = b""
+                return TOO_LONG, buf[:limit]
+            # the buffer ends with CRLF: that is the reply; what follows stays queued
+            reply, self.buf = buf[:limit], buf[limit:]
+        else:
+            if len(buf) < 4 or not buf.endswith(b"\r\n"):
+                if len(buf) == limit:
+                    self.state = FAILED
+                    self.buf = b""
+                    return TOO_LONG, buf
+                self.buf = buf
+                return AGAIN, b""
+            reply, self.buf = buf, b""
+        if not reply.startswith(b"+OK"):
+            self.state = FAILED
+            return REFUSED, reply
+        state = self.state
+        if state == GREETING:
+            self.state = USER_SENT
+            return SEND, b"USER " + self.login + b"\r\n"
+        if state == USER_SENT:
+            self.state = PASS_SENT
+            return SEND, b"PASS " + self.passwd + b"\r\n"
+        self.state = DONE
+        return LOGGED_IN, reply
+
+    def pending(self) -> bytes:
+        """Backend bytes that arrived after the PASS reply (relayed to the client)."""
+        out, self.buf = self.buf, b""
+        return out

@@ -1,0 +1,436 @@
+"""The POP3 pre-authentication state machine, sans I/O (pop3.md §3–§10).
+
+The driver feeds the bytes the client sent and asks for the next step; a step is one
+command line answered.  Nothing here touches a socket or a clock: the driver writes the
+replies, runs auth_http when asked, and reports the outcome back.
+
+    s = Pop3Session(server, tls=False)
+    send(s.greeting())
+    s.feed(data)
+    while True:
+        code, out = s.step()
+        ...               # CONT: write out, step again; NEED: read more; CLOSE: write
+                          # out then close; STLS: write out, start TLS; AUTH: write out
+                          # (b"" or a SASL challenge), authenticate s.login/s.passwd
+
+Commands are dispatched by name (``cmd_user``, ``cmd_pass``...) per state; SASL
+mechanisms live in ``auth_*`` methods.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+
+from .. import sasl
+
+# step() results
+NEED, CONT, CLOSE, STLS, AUTH = range(5)
+
+# states
+START, USER, LOGIN_USERNAME, LOGIN_PASSWORD, PLAIN, CRAM_MD5, EXTERNAL, XOAUTH2, \
+    OAUTHBEARER, SASL_ERROR = range(10)
+
+OK = b"+OK\r\n"
+INVALID = b"-ERR invalid command\r\n"
+INTERNAL_ERROR = b"-ERR internal server error\r\n"
+CERT_ERROR = b"-ERR SSL certificate error\r\n"
+NO_CERT = b"-ERR No required SSL certificate\r\n"
+NEXT = b"+ \r\n"
+USERNAME = b"+ VXNlcm5hbWU6\r\n"
+PASSWORD = b"+ UGFzc3dvcmQ6\r\n"
+GREETING = b"+OK POP3 ready"
+
+COMMANDS = frozenset((b"USER", b"PASS", b"APOP", b"QUIT", b"CAPA", b"AUTH", b"NOOP",
+                      b"STLS"))
+SECRET_COMMANDS = (b"PASS", b"APOP", b"AUTH")
+_BAD = object()          # a parse-level invalid line
+
+
+def make_salt(server_name: str) -> bytes:
+    """``<R.T@server_name>``: random() and the time, as Angie's ngx_mail_salt."""
+    return b"<%d.%d@%s>" % (random.getrandbits(31), int(time.time()),
+                            server_name.encode("utf-8", "surrogateescape"))
+
+
+def parse_command(line: bytes):
+    """(COMMAND, [args]) for a line without its LF, or _BAD (pop3.md §3)."""
+    if line.endswith(b"\r"):
+        line = line[:-1]
+    if b"\r" in line:
+        return _BAD
+    sp = line.find(b" ")
+    word = line if sp < 0 else line[:sp]
+    if len(word) != 4 or not word.isalpha():
+        return _BAD
+    cmd = word.upper()
+    if cmd not in COMMANDS:
+        return _BAD
+    if sp < 0:
+        return cmd, []
+    rest = line[sp + 1:]
+    if cmd == b"USER" or cmd == b"PASS":
+        arg = rest.lstrip(b" ")
+        return cmd, ([arg] if arg else [])
+    args = [a for a in rest.split(b" ") if a]
+    if len(args) > 3:
+        return _BAD
+    return cmd, args
+
+
+def parse_continuation(line: bytes):
+    """Arguments of a SASL continuation line (not a command), or _BAD."""
+    if line.endswith(b"\r"):
+        line = line[:-1]
+    if b"\r" in line:
+        return _BAD
+    sp = line.find(b" ")
+    if sp < 0:
+        return [line]
+    args = [line[:sp]] + [a for a in line[sp + 1:].split(b" ") if a]
+    if len(args) > 3:
+        return _BAD
+    return args
+
+
+def _mask(line: bytes, continuation: bool) -> bytes:
+    """A line as it may appear in a log: secrets replaced by ***."""
+    if continuation:
+        return b"***"
+    word = line[:4].upper()
+    if word in SECRET_COMMANDS and len(line) > 4:
+        return line[:4] + b" ***"
+    return line
+
+
+def _nolog(level: str, message: str) -> None:
+    pass
+
+
+class Pop3Session:
+    """One client's pre-authentication dialogue."""
+
+    __slots__ = ("srv", "replies", "tls", "buf", "limit", "state", "errors", "commands",
+                 "salt", "login", "passwd", "method", "attempt", "log", "pending_err",
+                 "pending_quit", "max_errors", "max_commands", "starttls")
+
+    def __init__(self, server, tls: bool = False, salt: bytes | None = None, log=None):
+        self.srv = server
+        self.replies = server.pop3
+        self.tls = tls
+        self.starttls = server.starttls
+        self.buf = b""
+        self.limit = server.pop3_client_buffer
+        self.max_errors = server.max_errors
+        self.max_commands = server.max_commands
+        self.state = START
+        self.errors = 0
+        self.commands = 0
+        self.salt = salt if salt is not None else (
+            make_salt(server.server_name) if self.replies.salt else b"")
+        self.login = b""
+        self.passwd = b""
+        self.method = "plain"
+        self.attempt = 0
+        self.log = log or _nolog
+        self.pending_err = b""
+        self.pending_quit = False
+
+    # --- driver interface -----------------------------------------------------------
+
+    def greeting(self) -> bytes:
+        if self.salt:
+            return GREETING + b" " + self.salt + b"\r\n"
+        return GREETING + b"\r\n"
+
+    def feed(self, data: bytes) -> None:
+        self.buf += data
+
+    def leftover(self) -> bytes:
+        """Client bytes buffered after the authenticating command (sent to the backend
+        right after login)."""
+        out, self.buf = self.buf, b""
+        return out
+
+    def tls_started(self) -> None:
+        """The STLS handshake completed: back to START, no new greeting."""
+        self.tls = True
+        self.state = START
+
+    def step(self):
+        """Answer the next buffered line: (code, bytes to send)."""
+        buf = self.buf
+        lf = buf.find(b"\n", 0, self.limit)
+        if lf < 0:
+            if len(buf) < self.limit:
+                return NEED, b""
+            self.log("info", 'client sent too long command "%s"' % _mask(
+                buf[:self.limit], self.state != START and self.state != USER
+            ).decode("utf-8", "backslashreplace"))
+            self.buf = b""
+            return CLOSE, INVALID
+        line = buf[:lf]
+        self.buf = buf[lf + 1:]
+        state = self.state
+        if state == START or state == USER:
+            parsed = parse_command(line)
+        else:
+            parsed = parse_continuation(line)
+        if parsed is _BAD:
+            self.errors += 1
+            self.state = START
+            if self.errors >= self.max_errors:
+                self.log("info", "client sent too many invalid commands")
+                return CLOSE, INVALID
+            return CONT, INVALID
+        self.commands += 1
+        if self.commands > self.max_commands:
+            self.log("info", "client sent too many commands")
+            self.state = START
+            return CLOSE, INVALID
+        if state == START or state == USER:
+            cmd, args = parsed
+            handler = (_START if state == START else _USER).get(cmd)
+            if handler is None:
+                self.state = START
+                return CONT, INVALID
+            return handler(self, args)
+        return _SASL[state](self, parsed)
+
+    # --- outcomes of authentication (driver -> machine) ------------------------------
+
+    def auth_failed(self, text: bytes, wait: bool, sasl_challenge: bytes | None = None):
+        """The auth server refused (after any Auth-Wait delay): what to send.
+
+        Without Auth-Wait the connection closes after the reply.  With an
+        ``Auth-Error-SASL`` challenge (XOAUTH2/OAUTHBEARER), the challenge is sent and
+        the error waits for the client's next line (pop3.md §6.7)."""
+        err = b"-ERR " + text + b"\r\n"
+        if sasl_challenge is not None and self.method in ("xoauth2", "oauthbearer"):
+            self.pending_err = err
+            self.pending_quit = not wait
+            self.state = SASL_ERROR
+            return CONT, b"+ " + sasl_challenge + b"\r\n"
+        self.state = START
+        self.login_reset()
+        if wait:
+            return CONT, err
+        return CLOSE, err
+
+    def login_reset(self) -> None:
+        """After a failed attempt the client must start again (the login stays known
+        for logging only)."""
+        self.passwd = b""
+        self.method = "plain"
+
+    # --- START state commands -------------------------------------------------------
+
+    def _starttls_only(self) -> bool:
+        return self.starttls == "only" and not self.tls
+
+    def cmd_user(self, args):
+        if self._starttls_only() or len(args) != 1:
+            return self._invalid()
+        self.login = args[0]
+        self.state = USER
+        return CONT, OK
+
+    def cmd_pass_in_start(self, args):
+        return self._invalid()
+
+    def cmd_apop(self, args):
+        if self._starttls_only() or len(args) != 2 or "apop" not in self.srv.pop3_auth:
+            return self._invalid()
+        self.login, self.passwd = args
+        return self._authenticate("apop")
+
+    def cmd_capa(self, args):
+        r = self.replies
+        if not self.tls:
+            if self.starttls == "on":
+                return CONT, r.capa_starttls
+            if self.starttls == "only":
+                return CONT, r.capa_only
+        return CONT, r.capa
+
+    def cmd_noop(self, args):
+        return CONT, OK
+
+    def cmd_quit(self, args):
+        return CLOSE, OK
+
+    def cmd_stls(self, args):
+        if self.tls or self.starttls == "off":
+            return self._invalid()
+        self.buf = b""          # pipelined plaintext after STLS is dropped (pop3.md §8)
+        return STLS, OK
+
+    def cmd_auth(self, args):
+        if self._starttls_only():
+            return self._invalid()
+        if not args:
+            return CONT, self.replies.auth_list
+        mech = args[0].upper()
+        n = len(args)
+        enabled = self.srv.pop3_auth
+        if mech == b"LOGIN":
+            if n == 1:
+                self.state = LOGIN_USERNAME
+                return CONT, USERNAME
+            if n == 2:
+                return self._sasl(self._login_user, args[1], LOGIN_PASSWORD, PASSWORD)
+            return self._invalid()
+        if mech == b"PLAIN":
+            if n == 1:
+                self.state = PLAIN
+                return CONT, NEXT
+            if n == 2:
+                return self.auth_plain([args[1]])
+            return self._invalid()
+        if mech == b"CRAM-MD5":
+            if n != 1 or "cram-md5" not in enabled:
+                return self._invalid()
+            self.state = CRAM_MD5
+            return CONT, b"+ " + sasl.b64encode(self.salt) + b"\r\n"
+        if mech == b"EXTERNAL":
+            if n > 2 or "external" not in enabled:
+                return self._invalid()
+            if n == 2:
+                return self.auth_external([args[1]])
+            self.state = EXTERNAL
+            return CONT, USERNAME
+        if mech == b"XOAUTH2" or mech == b"OAUTHBEARER":
+            word = mech.decode().lower()
+            if n > 2 or word not in enabled:
+                return self._invalid()
+            if n == 2:
+                return (self.auth_xoauth2 if word == "xoauth2" else
+                        self.auth_oauthbearer)([args[1]])
+            self.state = XOAUTH2 if word == "xoauth2" else OAUTHBEARER
+            return CONT, NEXT
+        return self._invalid()
+
+    # --- USER state -------------------------------------------------------------------
+
+    def cmd_pass(self, args):
+        if len(args) != 1:
+            return self._invalid()
+        self.passwd = args[0]
+        return self._authenticate("plain")
+
+    def cmd_capa_in_user(self, args):
+        return CONT, self.replies.capa           # never STLS here (pop3.md §15.2)
+
+    # --- SASL exchanges (continuation lines) --------------------------------------------
+
+    def _login_user(self, arg):
+        self.login = sasl.login_username(arg)
+
+    def auth_login_username(self, args):
+        return self._sasl(self._login_user, args[0], LOGIN_PASSWORD, PASSWORD)
+
+    def auth_login_password(self, args):
+        try:
+            self.passwd = sasl.login_password(args[0])
+        except sasl.SaslError as e:
+            return self._sasl_invalid(e)
+        return self._authenticate("plain")
+
+    def auth_plain(self, args):
+        try:
+            self.login, self.passwd = sasl.plain(args[0])
+        except sasl.SaslError as e:
+            return self._sasl_invalid(e)
+        return self._authenticate("plain")
+
+    def auth_cram_md5(self, args):
+        try:
+            self.login, self.passwd = sasl.cram_md5(args[0])
+        except sasl.SaslError as e:
+            return self._sasl_invalid(e)
+        return self._authenticate("cram-md5")
+
+    def auth_external(self, args):
+        try:
+            self.login = sasl.external(args[0])
+        except sasl.SaslError as e:
+            return self._sasl_invalid(e)
+        self.passwd = b""
+        return self._authenticate("external")
+
+    def auth_xoauth2(self, args):
+        try:
+            self.login, self.passwd = sasl.xoauth2(args[0])
+        except sasl.SaslError as e:
+            return self._sasl_invalid(e)
+        return self._authenticate("xoauth2")
+
+    def auth_oauthbearer(self, args):
+        try:
+            self.login, self.passwd = sasl.oauthbearer(args[0])
+        except sasl.SaslError as e:
+            return self._sasl_invalid(e)
+        return self._authenticate("oauthbearer")
+
+    def auth_sasl_error(self, args):
+        """The line after an Auth-Error-SASL challenge (pop3.md §6.7)."""
+        ok = (args[0] == b"" if self.method == "xoauth2" else args[0].startswith(b"AQ=="))
+        out = self.pending_err if ok else INVALID
+        quit_ = self.pending_quit
+        self.pending_err = b""
+        self.state = START
+        self.login_reset()
+        return (CLOSE if quit_ else CONT), out
+
+    # --- helpers ------------------------------------------------------------------------
+
+    def _sasl(self, fn, arg, next_state, reply):
+        try:
+            fn(arg)
+        except sasl.SaslError as e:
+            return self._sasl_invalid(e)
+        self.state = next_state
+        return CONT, reply
+
+    def _sasl_invalid(self, e):
+        self.log("info", str(e))
+        return self._invalid()
+
+    def _invalid(self):
+        """A handler-level invalid command: not counted in max_errors."""
+        self.state = START
+        return CONT, INVALID
+
+    def _authenticate(self, method: str):
+        self.method = method
+        self.state = START
+        self.attempt += 1
+        return AUTH, b""
+
+
+_START = {
+    b"USER": Pop3Session.cmd_user,
+    b"PASS": Pop3Session.cmd_pass_in_start,
+    b"APOP": Pop3Session.cmd_apop,
+    b"CAPA": Pop3Session.cmd_capa,
+    b"AUTH": Pop3Session.cmd_auth,
+    b"NOOP": Pop3Session.cmd_noop,
+    b"QUIT": Pop3Session.cmd_quit,
+    b"STLS": Pop3Session.cmd_stls,
+}
+_USER = {
+    b"PASS": Pop3Session.cmd_pass,
+    b"CAPA": Pop3Session.cmd_capa_in_user,
+    b"NOOP": Pop3Session.cmd_noop,
+    b"QUIT": Pop3Session.cmd_quit,
+}
+_SASL = {
+    LOGIN_USERNAME: Pop3Session.auth_login_username,
+    LOGIN_PASSWORD: Pop3Session.auth_login_password,
+    PLAIN: Pop3Session.auth_plain,
+    CRAM_MD5: Pop3Session.auth_cram_md5,
+    EXTERNAL: Pop3Session.auth_external,
+    XOAUTH2: Pop3Session.auth_xoauth2,
+    OAUTHBEARER: Pop3Session.auth_oauthbearer,
+    SASL_ERROR: Pop3Session.auth_sasl_error,
+}

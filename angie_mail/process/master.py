@@ -1,0 +1,122 @@
+"""Serving: sockets, pid file, signals, and the event loop.
+
+This is the single-process path (``master_process off``, and the basis of a worker):
+open every planned socket, write the pid file once they listen, serve until a signal:
+TERM/INT stop at once, QUIT stops accepting and lets sessions finish, USR1 reopens the
+log files.  Multi-process operation (workers, HUP reload) is in angie_mail.process.workers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+
+from ..log import ErrorLog, StartupLog
+from ..proxy.listeners import BindError, open_socket, plan
+from . import pidfile
+
+
+def new_event_loop():
+    """uvloop's loop when installed (faster I/O), asyncio's otherwise."""
+    try:
+        import uvloop
+        return uvloop.new_event_loop()
+    except ImportError:
+        return asyncio.new_event_loop()
+
+
+def open_sockets(config, startup: StartupLog):
+    """Plan and bind every listening socket; None after logging a bind error."""
+    sockets = plan(config.servers)
+    for ls in sockets:
+        try:
+            open_socket(ls)
+        except BindError as e:
+            startup.log("emerg", str(e))
+            for other in sockets:
+                if other.sock is not None:
+                    other.sock.close()
+            return None
+    return sockets
+
+
+def main_log(config, o) -> ErrorLog:
+    if config.main.error_log:
+        return ErrorLog.for_targets(config.main.error_log)
+    from ..conf.model import LogTarget
+    target = o.error_log if o.error_log else "stderr"
+    return ErrorLog.for_targets((LogTarget(target, o.log_level),))
+
+
+def serve(o, config, conf_path: str, startup: StartupLog) -> int:
+    if config.main.master_process and config.main.worker_processes > 0 and \
+            os.environ.get("ANGIE_MAIL_SINGLE") is None:
+        from .workers import run_master
+        return run_master(o, config, conf_path, startup)
+    return serve_single(o, config, startup)
+
+
+def serve_single(o, config, startup: StartupLog) -> int:
+    if config.main.daemon:
+        from .daemon import daemonize
+        daemonize()
+    sockets = open_sockets(config, startup)
+    if sockets is None:
+        return 1
+    err = pidfile.write(config.main.pid)
+    if err:
+        startup.log("emerg", err)
+        return 1
+    log = main_log(config, o)
+    try:
+        return run_loop(config, sockets, log)
+    finally:
+        pidfile.remove(config.main.pid, os.getpid())
+
+
+def run_loop(config, sockets, log: ErrorLog, on_ready=None, graceful_signal=None) -> int:
+    """Serve ``sockets`` until a stop signal; 0 on a clean stop."""
+    from ..proxy.server import Runtime
+    loop = new_event_loop()
+    asyncio.set_event_loop(loop)
+    rt = Runtime(loop, config, log)
+    done = loop.create_future()
+
+    def fast_stop():
+        rt.stop()
+        if not done.done():
+            done.set_result(0)
+
+    async def graceful():
+        await rt.graceful(config.main.worker_shutdown_timeout_ms)
+        if not done.done():
+            done.set_result(0)
+
+    def on_quit():
+        loop.create_task(graceful())
+
+    loop.add_signal_handler(signal.SIGTERM, fast_stop)
+    loop.add_signal_handler(signal.SIGINT, fast_stop)
+    loop.add_signal_handler(signal.SIGQUIT, on_quit)
+    loop.add_signal_handler(signal.SIGUSR1, ErrorLog.reopen_all)
+    if graceful_signal is not None:
+        loop.add_signal_handler(graceful_signal, on_quit)
+    try:
+        loop.run_until_complete(rt.start(sockets))
+        if on_ready is not None:
+            on_ready(rt)
+        return loop.run_until_complete(done)
+    finally:
+        rt.stop()
+        for ls in sockets:
+            if ls.sock is not None:
+                try:
+                    ls.sock.close()
+                except OSError:
+                    pass
+        try:
+            loop.run_until_complete(asyncio.sleep(0))
+        except Exception:
+            pass
+        loop.close()

@@ -1,0 +1,499 @@
+"""The I/O driver of one POP3 client connection.
+
+It runs the pieces in order (pop3.md §1): PROXY header, implicit TLS, greeting, the
+sans-IO pre-auth machine (angie_mail.pop3.session), auth_http, backend login
+(angie_mail.pop3.backend) and finally the relay (angie_mail.proxy.relay).  Timeouts are
+Angie's: ``timeout`` is one pre-auth deadline (not refreshed by commands, suspended
+during auth_http, re-armed after a failure reply) and bounds the backend login;
+``proxy_timeout`` is the idle timer of the relay.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+
+from ..pop3 import session as pop3
+from ..pop3.backend import (AGAIN, LOGGED_IN, REFUSED, SEND, TOO_LONG,
+                            Pop3BackendLogin)
+from . import auth_http
+from .relay import REFUSED_EOF, BackendConnection
+
+PREAUTH, AUTHENTICATING, LOGIN, RELAY, CLOSED, HANDSHAKE = range(6)
+# methods for which the client's own password can log in to the backend
+_PASSWORD_METHODS = ("plain", "xoauth2", "oauthbearer")
+_MAX_PENDING = 64 * 1024       # pipelined pre-auth bytes kept before reading pauses
+
+
+def _addr_text(addr) -> str:
+    if isinstance(addr, tuple):
+        host, port = addr[0], addr[1]
+        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return "unix:" + (addr or "")
+
+
+class ClientConnection(asyncio.Protocol):
+    """asyncio protocol for one accepted client socket."""
+
+    def __init__(self, rt, lsock, conf=None, pre=None):
+        self.rt = rt
+        self.lsock = lsock
+        self.conf = conf               # AddrConf, when the accept path chose it already
+        self.pre = pre                 # handshake.PreSession: PROXY header / TLS done
+        self.transport = None
+        self.phase = PREAUTH
+        self.session = None
+        self.timer = None
+        self.backend = None
+        self.login = b""
+        self.upstream = ""
+        self.action = "sending client greeting line"
+        self.reading = True
+        self.tls = False
+        self.tls_info = None
+        self.proxy_header = None       # proxy_protocol.Header, when one was read
+        self.task = None
+        self.last_activity = 0.0
+        self.relay_timer = None
+
+    # --- logging ------------------------------------------------------------------------
+
+    def context(self) -> str:
+        out = f" while {self.action}, client: \"{self.peer_text}\"" if self.action else \
+            f", client: \"{self.peer_text}\""
+        out += f", server: \"{self.conf.addr_text}\""
+        if self.tls and self.session is not None and self.session.tls and \
+                not self.conf.listen.ssl:
+            out += ', starttls: "true"'
+        if self.login:
+            out += f', login: "{self.login.decode("utf-8", "backslashreplace")}"'
+        if self.upstream:
+            out += f', upstream: "{self.upstream}"'
+        return out
+
+    def log(self, level: str, message: str) -> None:
+        log = self.errlog
+        if log.enabled(level):
+            log.log(level, message, self.conn_no, self.context())
+
+    def session_log(self, level: str, message: str) -> None:
+        """Log callback of the POP3 machine (it masks secrets itself)."""
+        self.log(level, message)
+
+    # --- connection start ----------------------------------------------------------------
+
+    def connection_made(self, transport):
+        self.transport = transport
+        rt = self.rt
+        pre = self.pre
+        sock = transport.get_extra_info("socket")
+        peer = transport.get_extra_info("peername")
+        local = transport.get_extra_info("sockname")
+        self.family = sock.family if sock is not None else socket.AF_INET
+        self.peer_text = _addr_text(peer)
+        if self.conf is None:
+            local_ip = local[0] if isinstance(local, tuple) else None
+            self.conf = self.lsock.select(local_ip)
+        self.server = srv = self.conf.server
+        self.errlog = rt.log_for(srv)
+        self.local = local
+        self.client_ip = peer[0] if isinstance(peer, tuple) else None
+        self.client_port = peer[1] if isinstance(peer, tuple) else 0
+        rt.connections.add(self)
+        if pre is None:
+            self.conn_no = rt.next_connection()
+            if self.errlog.enabled("info"):
+                self.errlog.log("info", f"client {self.peer_text} connected to "
+                                        f"{self.conf.addr_text}", self.conn_no)
+        else:
+            self.conn_no = pre.conn_no
+            pre.apply(self)
+        if sock is not None and self.family != socket.AF_UNIX:
+            try:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            except OSError:
+                pass
+        self.start_session()
+
+    def start_session(self):
+        srv = self.server
+        self.phase = PREAUTH
+        self.session = pop3.Pop3Session(srv, tls=self.tls, log=self.session_log)
+        self.transport.write(self.session.greeting())
+        self.action = "in auth state"
+        self.arm_timer(srv.timeout_ms)
+
+    # --- timers ---------------------------------------------------------------------------
+
+    def arm_timer(self, ms: int) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+        self.timer = self.rt.loop.call_later(ms / 1000.0, self.on_timeout)
+
+    def cancel_timer(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+
+    def on_timeout(self):
+        self.timer = None
+        if self.phase in (PREAUTH, HANDSHAKE):
+            self.log("info", "client timed out")
+            self.abort()
+        elif self.phase == AUTHENTICATING and self.task is not None:
+            pass
+
+    # --- pre-auth ---------------------------------------------------------------------------
+
+    def data_received(self, data):
+        phase = self.phase
+        if phase == RELAY:
+            self.backend.transport.write(data)
+            self.last_activity = self.rt.loop.time()
+            return
+        if phase == PREAUTH:
+            self.session.feed(data)
+            self.process()
+        elif phase in (AUTHENTICATING, LOGIN):
+            # arrived before reading was paused: kept for the backend (pop3.md §8)
+            self.session.feed(data)
+
+    def process(self):
+        s = self.session
+        write = self.transport.write
+        while True:
+            code, out = s.step()
+            if code == pop3.NEED:
+                if len(s.buf) > _MAX_PENDING and self.reading:
+                    self.transport.pause_reading()
+                    self.reading = False
+                return
+            if out:
+                write(out)
+            if code == pop3.CONT:
+                if s.login:
+                    self.login = s.login
+                continue
+            if code == pop3.CLOSE:
+                self.close_after_write()
+                return
+            if code == pop3.STLS:
+                # bytes after STLS were dropped by the machine; what the client sends
+                # next (its TLS ClientHello) must stay in the socket for the handshake
+                self.phase = HANDSHAKE
+                if self.reading:
+                    self.transport.pause_reading()
+                    self.reading = False
+                self.task = self.rt.loop.create_task(self.starttls())
+                return
+            if code == pop3.AUTH:
+                self.login = s.login
+                self.begin_auth()
+                return
+
+    async def starttls(self):
+        from . import handshake
+        try:
+            ok = await handshake.starttls(self)
+        except Exception as e:
+            self.log("info", f"STARTTLS failed: {e.__class__.__name__}")
+            ok = False
+        if not ok:
+            self.abort()
+            return
+        self.session.tls_started()
+        self.phase = PREAUTH
+        self.action = "in auth state"
+        self.reading = True          # start_tls resumed reading on the new transport
+        self.process()
+
+    # --- back-pressure in the relay ----------------------------------------------------
+
+    def pause_writing(self):
+        """The client does not read fast enough: stop reading the backend."""
+        if self.phase == RELAY and self.backend is not None:
+            self.backend.pause_reading()
+
+    def resume_writing(self):
+        if self.phase == RELAY and self.backend is not None:
+            self.last_activity = self.rt.loop.time()
+            self.backend.resume_reading()
+
+    def pause_reading_for_backend(self):
+        """The backend does not read fast enough: stop reading the client."""
+        if self.reading and self.phase == RELAY:
+            self.reading = False
+            self.transport.pause_reading()
+
+    def resume_reading_for_backend(self):
+        if self.phase == RELAY:
+            self.resume()
+
+    # --- authentication ---------------------------------------------------------------------
+
+    def begin_auth(self):
+        self.phase = AUTHENTICATING
+        self.cancel_timer()
+        if self.reading:
+            self.transport.pause_reading()
+            self.reading = False
+        self.action = "in http auth state"
+        self.task = self.rt.loop.create_task(self.authenticate())
+
+    def auth_request(self) -> auth_http.AuthRequest:
+        s = self.session
+        return auth_http.AuthRequest(s.method, s.login, s.passwd, s.salt, "pop3", s.attempt,
+                                     self.client_ip or "", self.auth_extra())
+
+    def auth_extra(self):
+        extra = []
+        ph = self.proxy_header
+        if ph is not None and ph.src_addr is not None:
+            extra += [(b"Proxy-Protocol-Addr", ph.src_addr.encode()),
+                      (b"Proxy-Protocol-Port", str(ph.src_port).encode()),
+                      (b"Proxy-Protocol-Server-Addr", ph.dst_addr.encode()),
+                      (b"Proxy-Protocol-Server-Port", str(ph.dst_port).encode())]
+        if self.tls_info is not None:
+            extra += self.tls_info.auth_headers(self.server)
+        return extra
+
+    async def authenticate(self):
+        srv = self.server
+        s = self.session
+        rt = self.rt
+        peer_name = srv.auth_http.addr.text
+        request = auth_http.build_request(srv.auth_http, self.auth_request(),
+                                          srv.auth_http_header)
+        has_password = s.method in _PASSWORD_METHODS
+        immediate_waits = 0
+        while True:
+            try:
+                headers = await auth_http.query(rt.loop, srv.auth_http, request,
+                                                srv.auth_http_timeout_ms / 1000.0)
+            except auth_http.ResponseError as e:
+                if str(e) != "closed":
+                    self.log("error", f"auth http server {peer_name} {e}")
+                else:
+                    self.log("error", f"auth http server {peer_name} closed the connection "
+                                      f"prematurely")
+                return self.internal_error()
+            except (asyncio.TimeoutError, TimeoutError):
+                self.log("error", f"auth http server {peer_name} timed out")
+                return self.internal_error()
+            except OSError as e:
+                self.log("error", f"connect() failed ({e.errno}: {e.strerror})")
+                return self.internal_error()
+            if self.phase == CLOSED:
+                return
+            r = auth_http.interpret(headers, s.method)
+            if r.error is not None:
+                self.log("info", 'client login failed: "%s"'
+                         % r.error.decode("utf-8", "backslashreplace"))
+                if r.sleep:
+                    await asyncio.sleep(r.sleep)
+                    if self.phase == CLOSED:
+                        return
+                code, out = s.auth_failed(r.error.strip(b" "), r.wait, r.error_sasl)
+                self.transport.write(out)
+                if code == pop3.CLOSE:
+                    self.close_after_write()
+                    return
+                self.phase = PREAUTH
+                self.action = "in auth state"
+                self.arm_timer(srv.timeout_ms)
+                self.resume()
+                self.process()
+                return
+            if r.retry:
+                # Auth-Status: WAIT.  Unlike Angie, a later OK is not taken for WAIT
+                # again, and WAITs without Auth-Wait are paced after a few (docs).
+                delay = r.sleep
+                if not delay:
+                    immediate_waits += 1
+                    delay = 0 if immediate_waits <= 3 else 1
+                if delay:
+                    await asyncio.sleep(delay)
+                if self.phase == CLOSED:
+                    return
+                continue
+            try:
+                family, ip, port, name = auth_http.check_backend(r, has_password)
+            except auth_http.ResponseError as e:
+                self.log("error", f"auth http server {peer_name} {e}")
+                return self.internal_error()
+            login = r.user if r.user is not None else s.login
+            passwd = r.passwd if r.passwd is not None else s.passwd
+            if r.user is not None:
+                self.login = r.user
+            s.passwd = b""
+            return await self.connect_backend(family, ip, port, name, login, passwd)
+
+    # --- backend ----------------------------------------------------------------------------
+
+    async def connect_backend(self, family, ip, port, name, login, passwd):
+        srv = self.server
+        rt = self.rt
+        self.phase = LOGIN
+        self.upstream = name
+        self.action = "connecting to upstream"
+        machine = Pop3BackendLogin(login, passwd, srv.proxy_buffer)
+        done = rt.loop.create_future()
+        header = self.outbound_proxy_header() if srv.proxy_protocol else None
+        backend = BackendConnection(self, machine, done, header)
+        transport = None
+        try:
+            async with asyncio.timeout(srv.timeout_ms / 1000.0):
+                try:
+                    transport, _ = await rt.loop.create_connection(
+                        lambda: backend, ip, port)
+                except OSError as e:
+                    self.log("error", f"connect() failed ({e.errno}: {e.strerror})")
+                    return self.internal_error()
+                self.action = "reading upstream greeting"
+                result, data = await done
+        except (asyncio.TimeoutError, TimeoutError):
+            self.log("info", "upstream timed out")
+            if transport is not None:
+                transport.abort()
+            return self.internal_error()
+        if self.phase == CLOSED:
+            backend.close()
+            return
+        if result == LOGGED_IN:
+            self.start_relay(backend, data)
+            return
+        backend.close()
+        if result == TOO_LONG:
+            self.log("error", 'upstream sent too long response line: "%s"'
+                     % data.decode("utf-8", "backslashreplace"))
+            return self.internal_error()
+        if result == REFUSED:
+            text = data[:-2].decode("utf-8", "backslashreplace")
+            if srv.proxy_pass_error_message:
+                self.log("info", f'upstream sent invalid response: "{text}"')
+                self.transport.write(data)
+                self.close_after_write()
+                return
+            self.log("error", f'upstream sent invalid response: "{text}"')
+        return self.internal_error()
+
+    def outbound_proxy_header(self) -> bytes:
+        from .proxy_protocol import outbound_header
+        return outbound_header(self)
+
+    def start_relay(self, backend, pass_reply: bytes):
+        srv = self.server
+        self.phase = RELAY
+        self.backend = backend
+        self.action = ""
+        self.log("info", "client logged in")
+        self.action = "proxying"
+        self.transport.write(pass_reply)
+        rest = backend.login.pending()
+        if rest:
+            self.transport.write(rest)
+        pending = self.session.leftover()
+        if pending:
+            backend.transport.write(pending)
+        self.session = _Done
+        backend.start_relay()
+        loop = self.rt.loop
+        self.last_activity = loop.time()
+        self.relay_timeout = srv.proxy_timeout_ms / 1000.0
+        self.relay_timer = loop.call_later(self.relay_timeout, self.on_relay_timeout)
+        self.resume()
+
+    def on_relay_timeout(self):
+        if self.phase != RELAY:
+            return
+        loop = self.rt.loop
+        idle = loop.time() - self.last_activity
+        if idle < self.relay_timeout:
+            self.relay_timer = loop.call_later(self.relay_timeout - idle,
+                                               self.on_relay_timeout)
+            return
+        self.log("info", "client timed out")
+        self.end_relay()
+
+    def end_relay(self):
+        """Both sides are done: close them (pending writes are flushed first)."""
+        if self.phase == CLOSED:
+            return
+        self.log("info", "proxied session done")
+        self.phase = CLOSED
+        if self.relay_timer is not None:
+            self.relay_timer.cancel()
+        if self.backend is not None:
+            self.backend.close()
+        self.transport.close()
+        self.rt.connections.discard(self)
+
+    # --- closing ------------------------------------------------------------------------------
+
+    def resume(self):
+        if not self.reading and self.phase != CLOSED:
+            self.reading = True
+            self.transport.resume_reading()
+
+    def internal_error(self):
+        if self.phase == CLOSED:
+            return
+        self.transport.write(pop3.INTERNAL_ERROR)
+        self.close_after_write()
+
+    def close_after_write(self):
+        """Close once everything written so far is sent (transport.close flushes)."""
+        if self.phase == CLOSED:
+            return
+        self.phase = CLOSED
+        self.cancel_timer()
+        if self.backend is not None:
+            self.backend.close()
+        self.transport.close()
+        self.rt.connections.discard(self)
+
+    def abort(self):
+        if self.phase == CLOSED:
+            return
+        self.phase = CLOSED
+        self.cancel_timer()
+        if self.backend is not None:
+            self.backend.close()
+        if self.transport is not None:
+            self.transport.abort()
+        self.rt.connections.discard(self)
+
+    def eof_received(self):
+        if self.phase == RELAY:
+            self.end_relay()
+        return False
+
+    def connection_lost(self, exc):
+        if self.phase == RELAY:
+            self.end_relay()
+        elif self.phase != CLOSED:
+            self.phase = CLOSED
+            self.cancel_timer()
+            if self.backend is not None:
+                self.backend.close()
+        if self.task is not None and not self.task.done():
+            self.task.cancel()
+        self.rt.connections.discard(self)
+
+    # --- graceful shutdown ---------------------------------------------------------------------
+
+    def shutdown(self):
+        """worker_shutdown_timeout expired: close now."""
+        self.log("info", "shutdown timeout")
+        self.abort()
+
+
+class _DoneSession:
+    """Placeholder once the pre-auth machine is finished (relay phase)."""
+    buf = b""
+
+    def feed(self, data):
+        pass
+
+
+_Done = _DoneSession()

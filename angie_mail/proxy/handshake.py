@@ -1,0 +1,183 @@
+"""What happens before the POP3 greeting on ``proxy_protocol`` and ``ssl`` listeners,
+and the STLS upgrade.
+
+Such listeners are accepted here rather than by asyncio's server: the PROXY header must
+be peeked and consumed exactly (the bytes after it may be a TLS ClientHello), and the
+server - hence the TLS context - is chosen from the local address first.  One deadline,
+the server's ``timeout``, covers the PROXY header and the TLS handshake.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+
+from .client import ClientConnection, _addr_text
+from .proxy_protocol import MAX_HEADER, BrokenHeader, parse
+
+
+class PreSession:
+    """What the handshake learned, handed to the ClientConnection."""
+    __slots__ = ("conn_no", "header", "tls", "tls_info")
+
+    def __init__(self, conn_no):
+        self.conn_no = conn_no
+        self.header = None
+        self.tls = False
+        self.tls_info = None
+
+    def apply(self, client):
+        client.proxy_header = self.header
+        client.tls = self.tls
+        client.tls_info = self.tls_info
+        h = self.header
+        if h is not None and h.src_addr is not None:
+            trusted = client.server.set_real_ip_from
+            if trusted and _trusted(trusted, client):
+                client.client_ip = h.src_addr
+                client.client_port = h.src_port
+
+
+def _trusted(cidrs, client) -> bool:
+    fam = client.family
+    ip = client.client_ip
+    return any(c.matches(fam, ip or "") for c in cidrs)
+
+
+class _Acceptor:
+    """Accepts on one listening socket and runs each connection's handshake."""
+
+    def __init__(self, rt, ls):
+        self.rt = rt
+        self.ls = ls
+        self.sock = ls.sock
+        self.closed = False
+        rt.loop.add_reader(self.sock.fileno(), self.on_readable)
+
+    def on_readable(self):
+        rt = self.rt
+        for _ in range(64):
+            try:
+                conn, peer = self.sock.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as e:
+                rt.main_log.log("alert", f"accept() failed ({e.errno}: {e.strerror})")
+                return
+            conn.setblocking(False)
+            rt.loop.create_task(self.handshake(conn, peer))
+
+    async def handshake(self, conn, peer):
+        rt = self.rt
+        loop = rt.loop
+        try:
+            local = conn.getsockname()
+        except OSError:
+            conn.close()
+            return
+        conf = self.ls.select(local[0] if isinstance(local, tuple) else None)
+        srv = conf.server
+        log = rt.log_for(srv)
+        pre = PreSession(rt.next_connection())
+        peer_text = _addr_text(peer)
+        if log.enabled("info"):
+            log.log("info", f"client {peer_text} connected to {conf.addr_text}", pre.conn_no)
+        deadline = loop.time() + srv.timeout_ms / 1000.0
+        try:
+            if conf.listen.proxy_protocol:
+                try:
+                    pre.header = await asyncio.wait_for(read_proxy_header(loop, conn),
+                                                        deadline - loop.time())
+                except BrokenHeader as e:
+                    log.log("error", str(e), pre.conn_no,
+                            f' while reading PROXY protocol, client: "{peer_text}", '
+                            f'server: "{conf.addr_text}"')
+                    conn.close()
+                    return
+                except EOFError:
+                    conn.close()
+                    return
+            ctx = None
+            if conf.listen.ssl:
+                ctx = rt.ssl_context(srv)
+                pre.tls = True
+            factory = lambda: ClientConnection(rt, self.ls, conf, pre)   # noqa: E731
+            if ctx is not None:
+                remaining = max(deadline - loop.time(), 0.001)
+                transport, proto = await loop.connect_accepted_socket(
+                    factory, conn, ssl=ctx, ssl_handshake_timeout=remaining)
+            else:
+                await loop.connect_accepted_socket(factory, conn)
+        except (asyncio.TimeoutError, TimeoutError):
+            log.log("info", "client timed out", pre.conn_no,
+                    f', client: "{peer_text}", server: "{conf.addr_text}"')
+            conn.close()
+        except (OSError, ConnectionError) as e:
+            log.log("info", f"handshake failed ({e.__class__.__name__})", pre.conn_no,
+                    f' while SSL handshaking, client: "{peer_text}", '
+                    f'server: "{conf.addr_text}"')
+            conn.close()
+
+    def close(self):
+        if not self.closed:
+            self.closed = True
+            try:
+                self.rt.loop.remove_reader(self.sock.fileno())
+            except (ValueError, OSError):
+                pass
+
+
+def accept_with_handshake(rt, ls):
+    return _Acceptor(rt, ls)
+
+
+async def read_proxy_header(loop, conn: socket.socket):
+    """Peek once at what the client sent, parse a PROXY header, consume exactly it."""
+    fut = loop.create_future()
+    fd = conn.fileno()
+
+    def ready():
+        if not fut.done():
+            fut.set_result(None)
+    loop.add_reader(fd, ready)
+    try:
+        while True:
+            await fut
+            try:
+                data = conn.recv(MAX_HEADER, socket.MSG_PEEK)
+            except (BlockingIOError, InterruptedError):
+                fut = loop.create_future()
+                loop.remove_reader(fd)
+                loop.add_reader(fd, ready)
+                continue
+            break
+    finally:
+        loop.remove_reader(fd)
+    if not data:
+        raise EOFError
+    header = parse(data)
+    conn.recv(header.length)
+    return header
+
+
+async def starttls(client) -> bool:
+    """Upgrade an STLS connection under the still-running pre-auth deadline."""
+    rt = client.rt
+    loop = rt.loop
+    ctx = rt.ssl_context(client.server)
+    remaining = 0.001
+    if client.timer is not None:
+        remaining = max(client.timer.when() - loop.time(), 0.001)
+    client.action = "in starttls state"
+    try:
+        transport = await loop.start_tls(client.transport, client, ctx, server_side=True,
+                                         ssl_handshake_timeout=remaining)
+    except (asyncio.TimeoutError, TimeoutError, OSError, ConnectionError):
+        return False
+    if transport is None:
+        return False
+    client.transport = transport
+    client.tls = True
+    from .tls import TlsInfo
+    client.tls_info = TlsInfo.from_transport(transport)
+    return True

@@ -1,0 +1,80 @@
+"""One event loop serving the mail servers of a resolved configuration.
+
+A worker (or the single process with ``master_process off``) builds a Runtime over the
+listening sockets it was given and serves until told to stop: ``stop()`` closes
+everything at once (TERM/INT), ``graceful()`` stops accepting and lets sessions finish
+(QUIT, reload), bounded by ``worker_shutdown_timeout``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+
+from ..log import ErrorLog
+from .client import ClientConnection
+
+
+class Runtime:
+    def __init__(self, loop, config, main_log: ErrorLog):
+        self.loop = loop
+        self.config = config
+        self.main_log = main_log
+        self.connections: set = set()
+        self.servers: list = []          # asyncio Server objects
+        self._conn = itertools.count(1)
+        self._logs: dict = {}
+        self._ssl: dict = {}
+
+    def next_connection(self) -> int:
+        return next(self._conn)
+
+    def ssl_context(self, server):
+        ctx = self._ssl.get(id(server))
+        if ctx is None:
+            from .tls import build_context
+            ctx = self._ssl[id(server)] = build_context(server)
+        return ctx
+
+    def log_for(self, server) -> ErrorLog:
+        log = self._logs.get(id(server))
+        if log is None:
+            log = self._logs[id(server)] = ErrorLog.for_targets(server.error_log,
+                                                                self.main_log)
+        return log
+
+    async def start(self, listen_sockets) -> None:
+        """Serve every planned socket (proxy_listeners.ListenSocket with .sock set)."""
+        from .handshake import accept_with_handshake
+        for ls in listen_sockets:
+            l = ls.listen
+            needs_handshake = l.proxy_protocol or l.ssl or any(
+                c.listen.ssl or c.listen.proxy_protocol for c in ls.addrs.values())
+            if needs_handshake:
+                self.servers.append(accept_with_handshake(self, ls))
+                continue
+            srv = await self.loop.create_server(
+                lambda ls=ls: ClientConnection(self, ls), sock=ls.sock, backlog=l.backlog,
+                start_serving=True)
+            self.servers.append(srv)
+
+    def stop_accepting(self) -> None:
+        for srv in self.servers:
+            srv.close()
+
+    async def graceful(self, timeout_ms: int = 0) -> None:
+        """Stop accepting; wait for sessions to end (or the shutdown timeout)."""
+        self.stop_accepting()
+        deadline = None if not timeout_ms else self.loop.time() + timeout_ms / 1000.0
+        while self.connections:
+            if deadline is not None and self.loop.time() >= deadline:
+                for c in list(self.connections):
+                    c.shutdown()
+                break
+            await asyncio.sleep(0.05)
+
+    def stop(self) -> None:
+        """Close everything now."""
+        self.stop_accepting()
+        for c in list(self.connections):
+            c.abort()
