@@ -1,0 +1,314 @@
+"""Peers for end-to-end tests: a scriptable auth_http server, a scripted POP3 backend,
+and angie-mail itself as a subprocess.  Everything listens on loopback ports chosen
+free at start; everything is stopped by the tests that start it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import socketserver
+import subprocess
+import sys
+import threading
+import time
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(fam, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+class _Threaded(socketserver.ThreadingTCPServer):
+    allow_reuse_address = True
+    daemon_threads = True
+
+
+# --- auth_http ---------------------------------------------------------------------------
+
+class AuthRequest:
+    def __init__(self, raw: bytes):
+        self.raw = raw
+        head = raw.split(b"\r\n\r\n", 1)[0]
+        lines = head.split(b"\r\n")
+        self.request_line = lines[0]
+        self.header_list = []
+        for l in lines[1:]:
+            name, _, value = l.partition(b": ")
+            self.header_list.append((name.decode(), value))
+        self.headers = {n: v for n, v in self.header_list}
+
+    def __getitem__(self, name):
+        return self.headers[name]
+
+    def get(self, name, default=None):
+        return self.headers.get(name, default)
+
+
+def ok_response(port: int, host: str = "127.0.0.1", extra: bytes = b"") -> bytes:
+    return (b"HTTP/1.0 200 OK\r\nAuth-Status: OK\r\nAuth-Server: " + host.encode()
+            + b"\r\nAuth-Port: " + str(port).encode() + b"\r\n" + extra + b"\r\n")
+
+
+def fail_response(text: bytes = b"Invalid login or password", wait: int | None = None,
+                  extra: bytes = b"") -> bytes:
+    out = b"HTTP/1.0 200 OK\r\nAuth-Status: " + text + b"\r\n"
+    if wait is not None:
+        out += b"Auth-Wait: " + str(wait).encode() + b"\r\n"
+    return out + extra + b"\r\n"
+
+
+class AuthServer:
+    """auth_http server: ``handler(request) -> bytes`` (the raw response), or a tuple
+    ("sleep", seconds, bytes), or "close" to close without answering."""
+
+    def __init__(self, handler=None):
+        self.requests: list = []
+        self.handler = handler
+        self.port = free_port()
+        outer = self
+
+        class H(socketserver.BaseRequestHandler):
+            def handle(self):
+                data = b""
+                self.request.settimeout(10)
+                try:
+                    while b"\r\n\r\n" not in data:
+                        chunk = self.request.recv(65536)
+                        if not chunk:
+                            return
+                        data += chunk
+                except OSError:
+                    return
+                req = AuthRequest(data)
+                outer.requests.append(req)
+                resp = outer.handler(req) if outer.handler else b""
+                if resp == "close":
+                    return
+                if isinstance(resp, tuple) and resp[0] == "sleep":
+                    time.sleep(resp[1])
+                    resp = resp[2]
+                try:
+                    self.request.sendall(resp)
+                except OSError:
+                    pass
+
+        self.server = _Threaded(("127.0.0.1", self.port), H)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"127.0.0.1:{self.port}/mail/auth"
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+# --- scripted POP3 backend ------------------------------------------------------------------
+
+class Backend:
+    """A small POP3 server: any user whose password is in ``users`` may log in.
+
+    ``messages`` are the mailbox (bytes, CRLF lines).  ``greeting``/``on_user``/
+    ``on_pass`` may be replaced to script failures.  Every line received is recorded."""
+
+    def __init__(self, users=None, messages=None, greeting=b"+OK fake pop3 server ready\r\n"):
+        self.users = users if users is not None else {b"test@example.com": b"secret"}
+        self.messages = messages if messages is not None else [b"Subject: hi\r\n\r\nhello\r\n"]
+        self.greeting = greeting
+        self.lines: list = []
+        self.raw: list = []
+        self.connections = 0
+        self.port = free_port()
+        outer = self
+
+        class H(socketserver.StreamRequestHandler):
+            def handle(self):
+                outer.connections += 1
+                outer.session(self.rfile, self.wfile)
+
+        self.server = _Threaded(("127.0.0.1", self.port), H)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def session(self, rfile, wfile):
+        if self.greeting is None:
+            return
+        wfile.write(self.greeting)
+        wfile.flush()
+        user = None
+        authed = False
+        while True:
+            line = rfile.readline()
+            if not line:
+                return
+            self.raw.append(line)
+            self.lines.append(line.rstrip(b"\r\n"))
+            cmd, _, arg = line.rstrip(b"\r\n").partition(b" ")
+            cmd = cmd.upper()
+            out = self.reply(cmd, arg, user, authed)
+            if cmd == b"USER":
+                user = arg
+            if cmd == b"PASS" and out.startswith(b"+OK"):
+                authed = True
+            if out:
+                wfile.write(out)
+                wfile.flush()
+            if cmd == b"QUIT":
+                return
+
+    def reply(self, cmd, arg, user, authed) -> bytes:
+        if cmd == b"USER":
+            return b"+OK user ok\r\n"
+        if cmd == b"PASS":
+            if self.users.get(user) == arg:
+                return b"+OK pass ok\r\n"
+            return b"-ERR authentication failed\r\n"
+        if not authed:
+            return b"-ERR not authenticated\r\n"
+        if cmd == b"STAT":
+            total = sum(len(m) for m in self.messages)
+            return b"+OK %d %d\r\n" % (len(self.messages), total)
+        if cmd == b"LIST":
+            return b"+OK\r\n" + b"".join(b"%d %d\r\n" % (i + 1, len(m))
+                                         for i, m in enumerate(self.messages)) + b".\r\n"
+        if cmd == b"RETR":
+            m = self.messages[int(arg) - 1]
+            body = b"".join((b"." + l if l.startswith(b".") else l)
+                            for l in m.splitlines(keepends=True))
+            return b"+OK %d octets\r\n" % len(m) + body + b".\r\n"
+        if cmd == b"QUIT":
+            return b"+OK quit ok\r\n"
+        if cmd == b"NOOP":
+            return b"+OK\r\n"
+        return b"+OK " + cmd + b"\r\n"
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+# --- angie-mail ------------------------------------------------------------------------------
+
+class Proxy:
+    """angie-mail on a generated configuration, in the foreground, single process."""
+
+    def __init__(self, tmpdir, mail_block: str, main: str = "", extra_args=(), env=None,
+                 workers: bool = False):
+        self.dir = str(tmpdir)
+        self.log_path = os.path.join(self.dir, "error.log")
+        self.pid_path = os.path.join(self.dir, "angie-mail.pid")
+        self.conf = os.path.join(self.dir, "mail.conf")
+        process = "" if workers else "master_process off;\n"
+        with open(self.conf, "w") as f:
+            f.write(f"daemon off;\n{process}pid {self.pid_path};\n"
+                    f"error_log {self.log_path} debug;\n{main}\nevents {{}}\n"
+                    f"{mail_block}\n")
+        self.args = [sys.executable, "-m", "angie_mail", "-c", self.conf, *extra_args]
+        self.env = dict(os.environ, **(env or {}))
+        self.proc = None
+
+    def start(self, wait: bool = True):
+        self.proc = subprocess.Popen(self.args, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, env=self.env)
+        if wait:
+            deadline = time.time() + 15
+            while not os.path.exists(self.pid_path):
+                if self.proc.poll() is not None:
+                    out, err = self.proc.communicate()
+                    raise RuntimeError(f"angie-mail exited {self.proc.returncode}: "
+                                       f"{err.decode(errors='replace')}")
+                if time.time() > deadline:
+                    raise RuntimeError("angie-mail did not start")
+                time.sleep(0.02)
+        return self
+
+    def log(self) -> str:
+        try:
+            with open(self.log_path, encoding="utf-8", errors="replace") as f:
+                return f.read()
+        except FileNotFoundError:
+            return ""
+
+    def wait_log(self, text: str, timeout: float = 5.0) -> str:
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            log = self.log()
+            if text in log:
+                return log
+            time.sleep(0.02)
+        raise AssertionError(f"{text!r} not in log:\n{self.log()}")
+
+    def signal(self, sig):
+        self.proc.send_signal(sig)
+
+    def stop(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.proc is not None:
+            for pipe in (self.proc.stdout, self.proc.stderr):
+                if pipe:
+                    pipe.close()
+
+
+class Client:
+    """A raw line-based client, for exact wire checks."""
+
+    def __init__(self, port: int, host: str = "127.0.0.1", timeout: float = 5.0):
+        fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self.sock = socket.socket(fam, socket.SOCK_STREAM)
+        self.sock.settimeout(timeout)
+        self.sock.connect((host, port))
+        self.buf = b""
+
+    def send(self, data: bytes):
+        self.sock.sendall(data)
+
+    def line(self) -> bytes:
+        while b"\r\n" not in self.buf:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                out, self.buf = self.buf, b""
+                return out
+            self.buf += chunk
+        out, _, self.buf = self.buf.partition(b"\r\n")
+        return out + b"\r\n"
+
+    def read_until(self, marker: bytes) -> bytes:
+        while marker not in self.buf:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                break
+            self.buf += chunk
+        i = self.buf.find(marker)
+        if i < 0:
+            out, self.buf = self.buf, b""
+            return out
+        out, self.buf = self.buf[:i + len(marker)], self.buf[i + len(marker):]
+        return out
+
+    def closed(self, timeout: float = 5.0) -> bool:
+        """True when the server closes the connection (after any pending data)."""
+        self.sock.settimeout(timeout)
+        try:
+            while True:
+                chunk = self.sock.recv(65536)
+                if not chunk:
+                    return True
+                self.buf += chunk
+        except socket.timeout:
+            return False
+        except ConnectionResetError:
+            return True
+
+    def close(self):
+        self.sock.close()
