@@ -459,8 +459,16 @@ def test_large_transfer_both_ways_byte_exact(start_proxy):
         p, port = start_proxy(auth_url=auth.url, mail_lines=["proxy_buffer 16k;"])
         size = 50 * 1024 * 1024
         errors = []
+        done = []
 
         def one(seed):
+            try:
+                transfer(seed)
+                done.append(seed)
+            except Exception as e:          # reported by the main thread
+                errors.append((seed, repr(e)))
+
+        def transfer(seed):
             import hashlib
             import random
             import socket as so
@@ -494,8 +502,8 @@ def test_large_transfer_both_ways_byte_exact(start_proxy):
                 sent.update(part)
                 n += len(part)
             t.join(120)
-            if received != size or sent.digest() != got.digest():
-                errors.append((seed, received))
+            assert received == size, (received, size)
+            assert sent.digest() == got.digest()
             c.close()
 
         threads = [threading.Thread(target=one, args=(i,)) for i in range(4)]
@@ -504,6 +512,7 @@ def test_large_transfer_both_ways_byte_exact(start_proxy):
         for t in threads:
             t.join(300)
         assert errors == []
+        assert sorted(done) == [0, 1, 2, 3]
     finally:
         auth.close()
         backend.close()
