@@ -23,6 +23,7 @@ from .level import Level
 from .model import (Config, Events, LogTarget, Main, Pos, Server, SessionCache)
 from .registry import Ctx, Merge
 
+DEFAULT_PID = "logs/angie-mail.pid"        # under the prefix, as nginx's logs/nginx.pid
 PROTOCOLS_NGINX = frozenset(("TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3"))
 PROTOCOLS_ANGIE = frozenset(("TLSv1.2", "TLSv1.3"))
 
@@ -154,7 +155,7 @@ def _main(an) -> Main:
         master_process=mv.get("master_process", True),
         worker_processes=wp,
         worker_processes_auto=auto,
-        pid=mv.get("pid", ""),
+        pid=mv.get("pid", an.full_name(DEFAULT_PID)),
         error_log=logs,
         user=mv.get("user"),
         worker_rlimit_nofile=mv.get("worker_rlimit_nofile", 0),

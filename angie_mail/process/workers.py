@@ -1,0 +1,265 @@
+"""The master process and its workers, as nginx runs them.
+
+The master reads the configuration, opens the listening sockets, detaches (``daemon
+on``), writes the pid file and forks ``worker_processes`` workers that share the
+sockets (the kernel spreads accepts over them).  It then only handles signals:
+
+* HUP: re-read and check the configuration.  If it fails, log the ``[emerg]`` and keep
+  running the old one untouched.  If it passes, open the sockets it adds (keeping the
+  ones it still uses), start new workers and retire the old ones gracefully.
+* QUIT: graceful stop; TERM/INT: fast stop; USR1: reopen log files (and tell the
+  workers); CHLD: a worker that died unexpectedly is logged and replaced.
+
+A worker drops privileges (``user``) when started as root, applies
+``worker_rlimit_nofile``, and serves with angie_mail.process.master.run_loop.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import signal
+import sys
+import time
+
+from ..log import ErrorLog
+from ..proxy.listeners import BindError, open_socket, plan
+from . import pidfile, title
+from .master import main_log, open_sockets, run_loop
+
+HANDLED = (signal.SIGHUP, signal.SIGQUIT, signal.SIGTERM, signal.SIGINT, signal.SIGUSR1,
+           signal.SIGCHLD, signal.SIGWINCH)
+
+
+def _sock_key(ls):
+    a = ls.listen.addr
+    return (a.family, a.host, a.port)
+
+
+class Master:
+    def __init__(self, o, config, conf_path, startup):
+        self.o = o
+        self.conf_path = conf_path
+        self.startup = startup
+        self.config = config
+        self.sockets = []
+        self.workers: dict = {}          # pid -> generation
+        self.generation = 0
+        self.log = None
+        self.exiting = False
+
+    # --- start ----------------------------------------------------------------------------
+
+    def start(self) -> int:
+        cfg = self.config
+        sockets = open_sockets(cfg, self.startup)
+        if sockets is None:
+            return 1
+        self.sockets = sockets
+        for ls in sockets:
+            os.set_inheritable(ls.sock.fileno(), True)
+        signal.pthread_sigmask(signal.SIG_BLOCK, HANDLED)
+        if cfg.main.daemon:
+            from .daemon import daemonize
+            daemonize()
+        err = pidfile.write(cfg.main.pid)
+        if err:
+            self.startup.log("emerg", err)
+            return 1
+        self.log = main_log(cfg, self.o)
+        title.set_title(f"master process {' '.join(sys.argv)}")
+        self.spawn_all()
+        try:
+            return self.loop()
+        finally:
+            pidfile.remove(cfg.main.pid, os.getpid())
+
+    def worker_count(self, cfg) -> int:
+        return max(cfg.main.worker_processes, 1)
+
+    def spawn_all(self):
+        self.generation += 1
+        for _ in range(self.worker_count(self.config)):
+            self.spawn()
+
+    def spawn(self, generation=None):
+        gen = self.generation if generation is None else generation
+        cfg = self.config
+        sockets = self.sockets
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                code = worker_main(cfg, sockets, self.o)
+            finally:
+                os._exit(code)
+        self.workers[pid] = gen
+        self.log.log("notice", f"start worker process {pid}")
+        return pid
+
+    # --- signal loop ------------------------------------------------------------------------
+
+    def loop(self) -> int:
+        while True:
+            info = signal.sigwaitinfo(HANDLED)
+            sig = info.si_signo
+            if sig == signal.SIGCHLD:
+                self.reap()
+                if self.exiting and not self.workers:
+                    self.log.log("notice", "exit")
+                    return 0
+            elif sig in (signal.SIGTERM, signal.SIGINT):
+                self.log.log("notice", "signal %d (%s) received, exiting"
+                             % (sig, signal.Signals(sig).name))
+                self.exiting = True
+                self.signal_workers(signal.SIGTERM)
+                self.wait_workers(5.0)
+                return 0
+            elif sig == signal.SIGQUIT:
+                self.log.log("notice", "signal %d (SIGQUIT) received, shutting down" % sig)
+                self.exiting = True
+                self.signal_workers(signal.SIGQUIT)
+                for ls in self.sockets:
+                    ls.sock.close()
+                if not self.workers:
+                    return 0
+            elif sig == signal.SIGHUP:
+                self.log.log("notice", "signal %d (SIGHUP) received, reconfiguring" % sig)
+                self.reload()
+            elif sig == signal.SIGUSR1:
+                self.log.log("notice", "signal %d (SIGUSR1) received, reopening logs" % sig)
+                ErrorLog.reopen_all()
+                self.signal_workers(signal.SIGUSR1)
+
+    def signal_workers(self, sig, generation=None):
+        for pid, gen in list(self.workers.items()):
+            if generation is None or gen == generation:
+                try:
+                    os.kill(pid, sig)
+                except ProcessLookupError:
+                    pass
+
+    def wait_workers(self, timeout: float):
+        deadline = time.monotonic() + timeout
+        while self.workers and time.monotonic() < deadline:
+            self.reap()
+            time.sleep(0.02)
+        for pid in list(self.workers):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        self.reap()
+
+    def reap(self):
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            gen = self.workers.pop(pid, None)
+            if gen is None:
+                continue
+            code = os.waitstatus_to_exitcode(status)
+            if self.exiting or gen != self.generation:
+                if code < 0:
+                    self.log.log("notice", f"worker process {pid} exited on signal {-code}")
+                else:
+                    self.log.log("notice", f"worker process {pid} exited with code {code}")
+                continue
+            how = f"exited on signal {-code}" if code < 0 else f"exited with code {code}"
+            self.log.log("alert", f"worker process {pid} {how}")
+            self.spawn()
+
+    # --- reload -------------------------------------------------------------------------------
+
+    def reload(self):
+        from .run import load_for_run
+        from ..log import StartupLog
+
+        class _ToLog(StartupLog):
+            def __init__(self, log):
+                self.rank = 99
+                self.file = None
+                self._log = log
+
+            def log(self, level, message):
+                self._log.log(level, message)
+
+        config, _ = load_for_run(self.o, _ToLog(self.log))
+        if config is None:
+            return                                    # keep the old configuration
+        new_sockets = plan(config.servers)
+        old = {_sock_key(ls): ls for ls in self.sockets}
+        opened = []
+        try:
+            for ls in new_sockets:
+                prev = old.get(_sock_key(ls))
+                if prev is not None and prev.sock is not None:
+                    ls.sock = prev.sock
+                else:
+                    open_socket(ls)
+                    os.set_inheritable(ls.sock.fileno(), True)
+                    opened.append(ls)
+        except BindError as e:
+            self.log.log("emerg", str(e))
+            for ls in opened:
+                ls.sock.close()
+            return
+        keep = {id(ls.sock) for ls in new_sockets}
+        retired = [ls for ls in self.sockets if id(ls.sock) not in keep]
+        old_gen = self.generation
+        self.config = config
+        self.sockets = new_sockets
+        if config.main.error_log:
+            self.log = main_log(config, self.o)
+        self.spawn_all()
+        self.signal_workers(signal.SIGQUIT, generation=old_gen)
+        for ls in retired:
+            ls.sock.close()
+
+
+def worker_main(config, sockets, o) -> int:
+    """The body of a worker process (after fork)."""
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, HANDLED)
+    for sig in HANDLED:
+        signal.signal(sig, signal.SIG_DFL)
+    title.set_title("worker process")
+    m = config.main
+    if m.worker_rlimit_nofile:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE,
+                               (m.worker_rlimit_nofile, m.worker_rlimit_nofile))
+        except (ValueError, OSError):
+            try:
+                hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+                resource.setrlimit(resource.RLIMIT_NOFILE,
+                                   (min(m.worker_rlimit_nofile, hard), hard))
+            except (ValueError, OSError):
+                pass
+    if m.working_directory:
+        try:
+            os.chdir(m.working_directory)
+        except OSError:
+            pass
+    if m.user is not None and os.geteuid() == 0:
+        import grp
+        import pwd
+        try:
+            gid = grp.getgrnam(m.user[1]).gr_gid
+            uid = pwd.getpwnam(m.user[0]).pw_uid
+            os.setgroups([gid])
+            os.setgid(gid)
+            os.setuid(uid)
+        except (KeyError, OSError) as e:
+            sys.stderr.write(f"angie-mail: [emerg] setuid/setgid failed: {e}\n")
+            return 2
+    ErrorLog.close_all()
+    log = main_log(config, o)
+    return run_loop(config, sockets, log)
+
+
+def run_master(o, config, conf_path, startup) -> int:
+    return Master(o, config, conf_path, startup).start()
