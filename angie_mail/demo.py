@@ -1,0 +1,135 @@
+"""A one-command demo: angie-mail on conf/mail.conf with a tiny auth_http responder and
+mailbox backend on loopback.
+
+    python -m angie_mail.demo            # then, in another terminal:
+    python -c "import poplib; m = poplib.POP3('127.0.0.1', 1110); m.user('alice'); \\
+               print(m.pass_('secret')); print(m.list())"
+
+Users: alice/secret and bob/secret (two messages each).  The auth responder on
+127.0.0.1:18080 answers as an auth_http server does (wrong passwords get
+``Auth-Status: Invalid login or password`` with ``Auth-Wait: 1``); the backend on
+127.0.0.1:18110 is a minimal in-memory POP3 server.  Ctrl-C stops everything.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+
+AUTH_PORT = 18080
+BACKEND_PORT = 18110
+USERS = {b"alice": b"secret", b"bob": b"secret"}
+
+
+def _mailbox(user: bytes) -> list:
+    who = user.decode()
+    return [f"From: demo@example.test\r\nTo: {who}@example.test\r\nSubject: welcome\r\n\r\n"
+            f"Hello {who}, this message came through angie-mail.\r\n".encode(),
+            f"From: demo@example.test\r\nTo: {who}@example.test\r\nSubject: dots\r\n\r\n"
+            f".a line starting with a dot\r\n.\r\nend\r\n".encode()]
+
+
+async def auth_responder(reader, writer):
+    head = await reader.readuntil(b"\r\n\r\n")
+    fields = dict(l.split(b": ", 1) for l in head.split(b"\r\n")[1:] if b": " in l)
+    user = fields.get(b"Auth-User", b"")
+    method = fields.get(b"Auth-Method", b"")
+    password = fields.get(b"Auth-Pass", b"")
+    salt = fields.get(b"Auth-Salt", b"")
+    good = USERS.get(user)
+    if method == b"plain":
+        ok = good is not None and password == good
+    elif method == b"apop":
+        ok = good is not None and password == hashlib.md5(salt + good).hexdigest().encode()
+    else:
+        ok = False
+    if ok:
+        resp = (b"HTTP/1.0 200 OK\r\nAuth-Status: OK\r\nAuth-Server: 127.0.0.1\r\n"
+                b"Auth-Port: %d\r\nAuth-Pass: %s\r\n\r\n" % (BACKEND_PORT, good))
+    else:
+        resp = (b"HTTP/1.0 200 OK\r\nAuth-Status: Invalid login or password\r\n"
+                b"Auth-Wait: 1\r\n\r\n")
+    writer.write(resp)
+    await writer.drain()
+    writer.close()
+
+
+async def backend(reader, writer):
+    writer.write(b"+OK demo mailbox ready\r\n")
+    user = None
+    box = []
+    deleted = set()
+    while True:
+        line = await reader.readline()
+        if not line:
+            break
+        cmd, _, arg = line.strip().partition(b" ")
+        cmd = cmd.upper()
+        if cmd == b"USER":
+            user = arg
+            out = b"+OK\r\n"
+        elif cmd == b"PASS":
+            if USERS.get(user) == arg:
+                box = _mailbox(user)
+                out = b"+OK %s logged in\r\n" % user
+            else:
+                out = b"-ERR invalid password\r\n"
+        elif cmd == b"STAT":
+            live = [m for i, m in enumerate(box) if i not in deleted]
+            out = b"+OK %d %d\r\n" % (len(live), sum(map(len, live)))
+        elif cmd in (b"LIST", b"UIDL"):
+            out = b"+OK\r\n" + b"".join(
+                (b"%d %d\r\n" % (i + 1, len(m))) if cmd == b"LIST" else
+                (b"%d msg%d\r\n" % (i + 1, i + 1))
+                for i, m in enumerate(box) if i not in deleted) + b".\r\n"
+        elif cmd in (b"RETR", b"TOP"):
+            n = int(arg.split()[0]) - 1
+            if 0 <= n < len(box) and n not in deleted:
+                body = b"".join(b"." + l if l.startswith(b".") else l
+                                for l in box[n].splitlines(keepends=True))
+                out = b"+OK\r\n" + body + b".\r\n"
+            else:
+                out = b"-ERR no such message\r\n"
+        elif cmd == b"DELE":
+            deleted.add(int(arg) - 1)
+            out = b"+OK deleted\r\n"
+        elif cmd == b"QUIT":
+            writer.write(b"+OK bye\r\n")
+            break
+        else:
+            out = b"+OK\r\n"
+        writer.write(out)
+        await writer.drain()
+    await writer.drain()
+    writer.close()
+
+
+async def main(conf: str) -> int:
+    a = await asyncio.start_server(auth_responder, "127.0.0.1", AUTH_PORT)
+    b = await asyncio.start_server(backend, "127.0.0.1", BACKEND_PORT)
+    proxy = await asyncio.create_subprocess_exec(sys.executable, "-m", "angie_mail",
+                                                 "-c", conf)
+    print(f"demo: auth_http on 127.0.0.1:{AUTH_PORT}, backend on 127.0.0.1:{BACKEND_PORT}, "
+          f"angie-mail -c {conf} (pid {proxy.pid}); users alice/secret, bob/secret",
+          flush=True)
+    loop = asyncio.get_running_loop()
+    stop = loop.create_future()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, lambda: stop.done() or stop.set_result(None))
+    waiter = asyncio.ensure_future(proxy.wait())
+    await asyncio.wait([stop, waiter], return_when=asyncio.FIRST_COMPLETED)
+    if proxy.returncode is None:
+        proxy.terminate()
+        await proxy.wait()
+    a.close()
+    b.close()
+    return proxy.returncode or 0
+
+
+if __name__ == "__main__":
+    conf = sys.argv[1] if len(sys.argv) > 1 else os.path.join("conf", "mail.conf")
+    sys.exit(asyncio.run(main(conf)))
