@@ -32,7 +32,7 @@ def nginx_t(conf_path: str, prefix: str | None = None) -> tuple[int, list[str]]:
     r = subprocess.run([NGINX, "-t", "-q", "-p", prefix + "/", "-e", "/dev/null",
                         "-c", conf_path], capture_output=True, timeout=30)
     lines = []
-    for raw in r.stderr.decode("utf-8", "surrogateescape").splitlines():
+    for raw in r.stderr.decode("utf-8", "surrogateescape").split("\n"):
         m = _EMERG.match(raw)
         if m:
             lines.append((m.group(1), m.group(2)))

@@ -86,6 +86,7 @@ class Analyzer:
         self.modules_used = False
         self.merged = None
         self.server_pairs: list = []      # (Server, Level) once merged
+        self.mail_close = None            # (file, line) of the "}" of mail{} (nginx)
 
     # --- helpers for handlers -------------------------------------------------------
 
@@ -141,6 +142,8 @@ class Analyzer:
             self.walk_file(p, 0, Ctx.MAIN, self.main)
         if ctx == "main":
             self.walk_file(self.parsed, 0, Ctx.MAIN, self.main)
+            from .modules.core import check_main
+            check_main(self)
             if self.main.extra.get("events") is None:
                 self.error(ConfError('no "events" section in configuration', where="none"))
             if self.merged is None:
@@ -209,6 +212,8 @@ class Analyzer:
                     continue
                 self.walk(parsed, st.block, child_ctx, child_lv)
                 if close is not None and st.closed:
+                    if d.name == "mail":
+                        self.mail_close = (st.file, st.close_line)
                     try:
                         close()
                     except Fail as e:

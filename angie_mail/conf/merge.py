@@ -106,6 +106,12 @@ def _check_ssl(an, srv: Level, v: dict) -> None:
         return _err(an, f'no "ssl_certificate_key" is defined for certificate '
                         f'"{certs[-1]}" and {where}', *loc)
     verify = v["ssl_verify_client"]
+    if an.check_files:
+        from .tlsfiles import TlsFileError, check_pairs
+        try:
+            check_pairs(tuple(certs), tuple(keys), tuple(v.get("ssl_password_file") or ()))
+        except TlsFileError as e:
+            return _err(an, str(e), *loc)
     if verify != "off":
         if an.dialect == "nginx":
             if not v["ssl_client_certificate"] and verify != "optional_no_ca":
@@ -116,10 +122,9 @@ def _check_ssl(an, srv: Level, v: dict) -> None:
                             "for ssl_verify_client", *loc)
     if not an.check_files:
         return
-    from .tlsfiles import (TlsFileError, check_ca_file, check_crl, check_dhparam,
-                           check_pairs, check_ticket_key)
+    from .tlsfiles import (PositionedError, TlsFileError, check_ca_file, check_crl,
+                           check_dhparam, check_ticket_key)
     try:
-        check_pairs(tuple(certs), tuple(keys), tuple(v.get("ssl_password_file") or ()))
         if verify != "off":
             if v["ssl_client_certificate"]:
                 check_ca_file(v["ssl_client_certificate"])
@@ -129,12 +134,22 @@ def _check_ssl(an, srv: Level, v: dict) -> None:
                 check_crl(v["ssl_crl"])
         if v["ssl_dhparam"]:
             check_dhparam(v["ssl_dhparam"])
-        for k in v["ssl_session_ticket_key"]:
-            check_ticket_key(k)
     except TlsFileError as e:
         return _err(an, str(e), *loc)
+    problem = None
+    try:
+        for k in v["ssl_session_ticket_key"]:
+            check_ticket_key(k)
+    except PositionedError as e:
+        problem = str(e)
     from ..proxy.tls import check_tls_settings
-    problem = check_tls_settings(v)
+    if problem is None:
+        problem = check_tls_settings(v)
+    elif an.dialect == "nginx" and an.mail_close is not None:
+        # nginx merges when mail{} closes: the error carries that position
+        problem = (problem, Pos(*an.mail_close))
+    else:
+        problem = (problem, None)
     if problem:
         an.error(ConfError(problem[0], problem[1].file if problem[1] else None,
                            problem[1].line if problem[1] else 0,

@@ -92,45 +92,57 @@ def _pub(obj) -> bytes:
                             serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
+def _key_type(key) -> str:
+    return type(key).__name__.replace("_", "").lower().replace("publickey", "").replace(
+        "privatekey", "")
+
+
 def check_pairs(certs: tuple, keys: tuple, passwords: tuple) -> None:
-    """Each certificate with its key (ngx_ssl_certificates); raises TlsFileError."""
+    """Each certificate with its key (ngx_ssl_certificates); raises TlsFileError.
+
+    As in OpenSSL, a context holds one certificate per key type: a key is compared
+    with the certificate of its own type loaded so far (none: nothing to compare)."""
+    slots = {}
     for cert_path, key_path in zip(certs, keys):
         chain = load_certificate_chain(cert_path)
+        slots[_key_type(chain[0].public_key())] = chain[0]
         key = load_private_key(key_path, passwords)
-        if _pub(chain[0].public_key()) != _pub(key.public_key()):
+        cert = slots.get(_key_type(key.public_key()))
+        if cert is not None and _pub(cert.public_key()) != _pub(key.public_key()):
             raise TlsFileError(
                 f'SSL_CTX_use_PrivateKey("{key_path}") failed '
                 f'(SSL: error:05800074:x509 certificate routines::key values mismatch)')
 
 
 def check_ca_file(path: str, what: str = "SSL_CTX_load_verify_locations") -> None:
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except OSError as e:
-        raise TlsFileError(f'{what}("{path}") failed (SSL: ' +
-                           _OPEN_ERR.get(e.errno, _OPEN_ERR[errno.ENOENT]).format(p=path) + ")")
+    data = _read_x509_lookup(path, what)
     try:
         certs = x509.load_pem_x509_certificates(data)
     except ValueError:
         certs = []
     if not certs:
-        raise TlsFileError(f'{what}("{path}") failed (SSL: error:05880009:x509 certificate '
-                           f'routines::PEM lib)')
+        raise TlsFileError(f'{what}("{path}") failed (SSL: error:05800088:x509 certificate '
+                           f'routines::no certificate or crl found)')
+
+
+def _read_x509_lookup(path: str, what: str) -> bytes:
+    """Read a CA or CRL file as X509_LOOKUP does (its error adds "system lib")."""
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError as e:
+        raise TlsFileError(f'{what}("{path}") failed (SSL: ' +
+                           _OPEN_ERR.get(e.errno, _OPEN_ERR[errno.ENOENT]).format(p=path) +
+                           " error:05880002:x509 certificate routines::system lib)")
 
 
 def check_crl(path: str) -> None:
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except OSError as e:
-        raise TlsFileError(f'X509_LOOKUP_load_file("{path}") failed (SSL: ' +
-                           _OPEN_ERR.get(e.errno, _OPEN_ERR[errno.ENOENT]).format(p=path) + ")")
+    data = _read_x509_lookup(path, "X509_LOOKUP_load_file")
     try:
         x509.load_pem_x509_crl(data)
     except ValueError:
-        raise TlsFileError(f'X509_LOOKUP_load_file("{path}") failed (SSL: error:05880009:'
-                           f'x509 certificate routines::PEM lib)')
+        raise TlsFileError(f'X509_LOOKUP_load_file("{path}") failed (SSL: error:05800088:'
+                           f'x509 certificate routines::no certificate or crl found)')
 
 
 def check_dhparam(path: str) -> None:
@@ -150,12 +162,16 @@ def check_dhparam(path: str) -> None:
                            f'Input type: PEM)')
 
 
+class PositionedError(TlsFileError):
+    """An error nginx reports with the position of the configuration being read."""
+
+
 def check_ticket_key(path: str) -> None:
     try:
         with open(path, "rb") as f:
             data = f.read()
     except OSError as e:
         from ..errors import errno_suffix
-        raise TlsFileError(f'open() "{path}" failed' + errno_suffix(e))
+        raise PositionedError(f'open() "{path}" failed' + errno_suffix(e))
     if len(data) not in (48, 80):
-        raise TlsFileError(f'"{path}" must be 80 or 48 bytes')
+        raise PositionedError(f'"{path}" must be 48 or 80 bytes')

@@ -206,9 +206,12 @@ def test_resolver_angie_parameters():
 
 
 def test_ssl_verify_client_message():
-    msg = server_err("starttls on;", "ssl_certificate /c;", "ssl_certificate_key /k;",
-                     "ssl_verify_client on;")
-    assert msg == "no ssl_client_certificate or ssl_trusted_certificate for ssl_verify_client"
+    text = (HEAD + "    server {\n        listen 127.0.0.1:110;\n        starttls on;\n"
+            "        ssl_certificate /c;\n        ssl_certificate_key /k;\n"
+            "        ssl_verify_client on;\n    }\n}\n")
+    r = run(text, check_files=False)
+    assert r.first_error.text() == \
+        "no ssl_client_certificate or ssl_trusted_certificate for ssl_verify_client"
 
 
 def test_no_ssl_directive_in_angie():

@@ -15,7 +15,11 @@ import pwd
 from ..registry import ALL, Args, Ctx, Fail, Merge, row
 from ..slots import (arg, dup, enum_slot, flag_slot, msec_slot, num_slot, path_slot,
                      str_slot)
+from ..url import ptocidr, resolve_host
 from ..values import atoi, cstr
+
+# event methods compiled into Angie's and Debian nginx's Linux builds
+EVENT_METHODS = ("epoll",)
 from .logs import error_log_handler
 
 M = Merge.MAIN
@@ -104,7 +108,11 @@ def load_module(an, st, lv, d):
     """Accepted and recorded; angie-mail has its mail support built in."""
     if an.modules_used:
         raise Fail('"load_module" directive is specified too late')
-    lv.values.setdefault(d.field, []).append(an.full_name(arg(st)))
+    path = an.full_name(arg(st))
+    if not os.path.isfile(path):
+        raise Fail(f'dlopen() "{path}" failed ({path}: cannot open shared object file: '
+                   f'No such file or directory)')
+    lv.values.setdefault(d.field, []).append(path)
 
 
 def events_block(an, st, lv, d):
@@ -139,13 +147,39 @@ def use(an, st, lv, d):
     if d.field in lv.values:
         raise dup(d)
     v = cstr(arg(st))
-    if v not in ("epoll", "poll", "select"):
+    if v not in EVENT_METHODS:
         raise Fail(f'invalid event type "{v}"')
     lv.values[d.field] = v
 
 
 def debug_connection(an, st, lv, d):
-    lv.values.setdefault(d.field, []).append(arg(st))
+    """An address, CIDR, host name or unix: (ngx_event_debug_connection)."""
+    v = arg(st)
+    if v != "unix:":
+        r = ptocidr(v)
+        if r is not None:
+            if r[1]:
+                an.warn(f"low address bits of {v} are meaningless", st)
+        elif resolve_host(v, 0) is None:
+            raise Fail(f'host not found in debug_connection "{v}"')
+    lv.values.setdefault(d.field, []).append(v)
+
+
+def check_main(an) -> None:
+    """ngx_core_module_init_conf's checks (after the whole file is read)."""
+    mv = an.main.values
+    masks = mv.get("worker_cpu_affinity")
+    wp = mv.get("worker_processes", 1)
+    if masks and masks[0] != "auto" and wp != "auto" and len(masks) != wp:
+        an.findings.append(_warning(
+            'the number of "worker_processes" is not equal to the number of '
+            '"worker_cpu_affinity" masks, using last mask for remaining worker processes'))
+
+
+def _warning(message):
+    from ...errors import ConfError
+    return ConfError(message, where="none", level="warn", kind="warning",
+                     rule="nginx-warning")
 
 
 _MAIN = Ctx.MAIN
@@ -207,7 +241,7 @@ ROWS = [
         field="worker_connections", default=512, merge=M, syntax="number",
         default_text="512", doc="connections per worker (client and backend sockets)"),
     row("use", "events", _EV, Args.TAKE1, use, field="use", merge=M,
-        syntax="epoll | poll | select", doc="accepted; the event loop chooses"),
+        syntax="epoll", doc="accepted; the event loop chooses"),
     row("multi_accept", "events", _EV, Args.FLAG, flag_slot, field="multi_accept",
         default=False, merge=M, doc="accepted; no effect"),
     row("accept_mutex", "events", _EV, Args.FLAG, flag_slot, field="accept_mutex",

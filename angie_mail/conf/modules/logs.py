@@ -5,11 +5,12 @@ from __future__ import annotations
 from ..model import LogTarget, Pos
 from ..registry import Fail
 from ..url import parse_url
-from ..values import cstr
+from ..values import cstr, parse_size
 
 LEVELS = ("emerg", "alert", "crit", "error", "warn", "notice", "info", "debug")
 DEBUG_LEVELS = ("debug_core", "debug_alloc", "debug_mutex", "debug_event", "debug_http",
                 "debug_mail", "debug_stream")
+MEMORY_MIN = 2125       # nginx: NGX_MAX_ERROR_STR plus its ring-buffer header
 FACILITIES = ("kern", "user", "mail", "daemon", "auth", "intern", "lpr", "news", "uucp",
               "clock", "authpriv", "ftp", "ntp", "audit", "alert", "cron", "local0",
               "local1", "local2", "local3", "local4", "local5", "local6", "local7")
@@ -52,6 +53,9 @@ def error_log_handler(an, st, lv, d):
     if t == "stderr":
         dest = "stderr"
     elif t.startswith("memory:"):
+        size = parse_size(t[7:])
+        if size is None or size < MEMORY_MIN:
+            raise Fail(f'invalid buffer size "{target[7:]}"')
         dest = t
     elif t.startswith("syslog:"):
         check_syslog(t)
@@ -70,10 +74,11 @@ def error_log_handler(an, st, lv, d):
                 raise Fail(f'duplicate log level "{w.value}"')
             level = v
         elif v in DEBUG_LEVELS:
-            if level is not None and level not in DEBUG_LEVELS and level != "debug":
+            if level is not None and level != "debug_*":
                 raise Fail(f'invalid log level "{w.value}"')
-            level = "debug"
+            level = "debug_*"
         else:
             raise Fail(f'invalid log level "{w.value}"')
     lv.values.setdefault(d.field, []).append(
-        LogTarget(dest, level or "error", tuple(params), Pos(st.file, st.end_line)))
+        LogTarget(dest, "debug" if level == "debug_*" else (level or "error"),
+                  tuple(params), Pos(st.file, st.end_line)))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from ..model import Pos
 from ..registry import ALL, ANGIE, Args, Ctx, Fail, Merge, row
 from ..slots import (arg, bitmask_slot, dup, enum_slot, flag_slot,
@@ -32,12 +34,16 @@ def password_file(an, st, lv, d):
     if d.field in lv.values:
         raise dup(d)
     path = an.full_name(arg(st), conf_prefix=True)
+    from ...errors import errno_suffix
     try:
-        with open(path, "rb") as f:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError as e:
+        raise Fail(f'open() "{path}" failed' + errno_suffix(e))
+    try:
+        with os.fdopen(fd, "rb") as f:
             data = f.read()
     except OSError as e:
-        from ...errors import errno_suffix
-        raise Fail(f'open() "{path}" failed' + errno_suffix(e))
+        raise Fail(f'read() "{path}" failed' + errno_suffix(e))
     passwords = []
     for line in data.split(b"\n"):
         line = line.rstrip(b"\r")     # nginx strips CR LF and trailing whitespace
