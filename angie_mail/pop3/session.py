@@ -97,9 +97,10 @@ def _mask(line: bytes, continuation: bool) -> bytes:
     """A line as it may appear in a log: secrets replaced by ***."""
     if continuation:
         return b"***"
-    word = line[:4].upper()
-    if word in SECRET_COMMANDS and len(line) > 4:
-        return line[:4] + b" ***"
+    stripped = line.lstrip(b" ")
+    word = stripped[:4].upper()
+    if word in SECRET_COMMANDS and len(stripped) > 4:
+        return stripped[:4] + b" ***"
     return line
 
 
@@ -181,6 +182,10 @@ class Pop3Session:
             self.state = START
             if self.errors >= self.max_errors:
                 self.log("info", "client sent too many invalid commands")
+                return CLOSE, INVALID
+            if state == SASL_ERROR and self.pending_quit:
+                # the line after an Auth-Error-SASL challenge ends the attempt (§6.7)
+                self.pending_err = b""
                 return CLOSE, INVALID
             return CONT, INVALID
         self.commands += 1
