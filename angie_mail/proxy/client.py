@@ -198,13 +198,16 @@ class ClientConnection(asyncio.Protocol):
         except Exception as e:
             self.log("info", f"STARTTLS failed: {e.__class__.__name__}")
             ok = False
+        if ok is None:                 # refused client certificate: reply sent, closing
+            return
         if not ok:
             self.abort()
             return
         self.session.tls_started()
         self.phase = PREAUTH
         self.action = "in auth state"
-        self.reading = True          # start_tls resumed reading on the new transport
+        self.reading = True
+        ok.start_app(self, call_connection_made=False)   # delivers what already arrived
         self.process()
 
     # --- back-pressure in the relay ----------------------------------------------------

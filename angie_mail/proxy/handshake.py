@@ -12,8 +12,11 @@ from __future__ import annotations
 import asyncio
 import socket
 
+from ..pop3.session import CERT_ERROR, NO_CERT
 from .client import ClientConnection, _addr_text
 from .proxy_protocol import MAX_HEADER, BrokenHeader, parse
+from .tls import TlsInfo, check_client_certificate
+from .tlsio import TlsEngine
 
 
 class PreSession:
@@ -83,6 +86,7 @@ class _Acceptor:
         if log.enabled("info"):
             log.log("info", f"client {peer_text} connected to {conf.addr_text}", pre.conn_no)
         deadline = loop.time() + srv.timeout_ms / 1000.0
+        engine = None
         try:
             if conf.listen.proxy_protocol:
                 try:
@@ -97,26 +101,49 @@ class _Acceptor:
                 except EOFError:
                     conn.close()
                     return
-            ctx = None
-            if conf.listen.ssl:
-                ctx = rt.ssl_context(srv)
-                pre.tls = True
             factory = lambda: ClientConnection(rt, self.ls, conf, pre)   # noqa: E731
-            if ctx is not None:
-                remaining = max(deadline - loop.time(), 0.001)
-                transport, proto = await loop.connect_accepted_socket(
-                    factory, conn, ssl=ctx, ssl_handshake_timeout=remaining)
-            else:
+            if not conf.listen.ssl:
                 await loop.connect_accepted_socket(factory, conn)
+                return
+            engine = TlsEngine(loop, rt.ssl_context(srv))
+            await loop.connect_accepted_socket(lambda: engine, conn)
+            conn = None                         # owned by the transport from here
+            remaining = max(deadline - loop.time(), 0.001)
+            ok = await asyncio.wait_for(asyncio.shield(engine.handshake), remaining)
+            if not ok:
+                log.log("info", "SSL handshake failed", pre.conn_no,
+                        f' while SSL handshaking, client: "{peer_text}", '
+                        f'server: "{conf.addr_text}"')
+                engine.abort()
+                return
+            pre.tls = True
+            client = factory()
+            refused = check_client_certificate(engine, srv.ssl_verify_client)
+            if refused is not None:
+                kind, message = refused
+                log.log("info", message, pre.conn_no,
+                        f' while SSL handshaking, client: "{peer_text}", '
+                        f'server: "{conf.addr_text}"')
+                engine.transport.write(NO_CERT if kind == "no_cert" else CERT_ERROR)
+                engine.app_close()
+                return
+            pre.tls_info = TlsInfo.from_engine(engine, srv.ssl_verify_client)
+            engine.start_app(client)
         except (asyncio.TimeoutError, TimeoutError):
             log.log("info", "client timed out", pre.conn_no,
                     f', client: "{peer_text}", server: "{conf.addr_text}"')
-            conn.close()
+            if conn is not None:
+                conn.close()
+            if engine is not None:
+                engine.abort()
         except (OSError, ConnectionError) as e:
             log.log("info", f"handshake failed ({e.__class__.__name__})", pre.conn_no,
                     f' while SSL handshaking, client: "{peer_text}", '
                     f'server: "{conf.addr_text}"')
-            conn.close()
+            if conn is not None:
+                conn.close()
+            if engine is not None:
+                engine.abort()
 
     def close(self):
         if not self.closed:
@@ -161,23 +188,35 @@ async def read_proxy_header(loop, conn: socket.socket):
 
 
 async def starttls(client) -> bool:
-    """Upgrade an STLS connection under the still-running pre-auth deadline."""
+    """Upgrade an STLS connection under the still-running pre-auth deadline, then check
+    the client certificate (which may end the session with an error line over TLS)."""
     rt = client.rt
     loop = rt.loop
-    ctx = rt.ssl_context(client.server)
+    srv = client.server
     remaining = 0.001
     if client.timer is not None:
         remaining = max(client.timer.when() - loop.time(), 0.001)
     client.action = "in starttls state"
+    raw = client.transport
+    engine = TlsEngine(loop, rt.ssl_context(srv))
+    engine.attach(raw)
+    raw.resume_reading()
     try:
-        transport = await loop.start_tls(client.transport, client, ctx, server_side=True,
-                                         ssl_handshake_timeout=remaining)
-    except (asyncio.TimeoutError, TimeoutError, OSError, ConnectionError):
+        ok = await asyncio.wait_for(asyncio.shield(engine.handshake), remaining)
+    except (asyncio.TimeoutError, TimeoutError):
+        client.log("info", "client timed out")
         return False
-    if transport is None:
+    if not ok:
         return False
-    client.transport = transport
+    client.transport = engine.transport
     client.tls = True
-    from .tls import TlsInfo
-    client.tls_info = TlsInfo.from_transport(transport)
-    return True
+    refused = check_client_certificate(engine, srv.ssl_verify_client)
+    if refused is not None:
+        kind, message = refused
+        client.log("info", message)
+        engine.start_app(client, call_connection_made=False)
+        client.transport.write(NO_CERT if kind == "no_cert" else CERT_ERROR)
+        client.close_after_write()
+        return None
+    client.tls_info = TlsInfo.from_engine(engine, srv.ssl_verify_client)
+    return engine

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import ssl
 
+from OpenSSL import SSL
+
 # OpenSSL's SSL_CONF commands for a server configured from a file (ssl_conf.c); nginx
 # passes ssl_conf_command to SSL_CONF_cmd, so unknown names and bad values fail there
 SSL_CONF_COMMANDS = {n.lower(): n for n in (
@@ -29,8 +31,9 @@ SSL_OPTIONS = {
     "ExtendedMasterSecret": (1 << 0, True), "CANames": (1 << 29, True),
     "KTLS": (1 << 3, False), "IgnoreUnexpectedEOF": (1 << 7, False),
 }
-# what Python's ssl module can apply (others: refused by -t, see docs/tls.md)
-APPLICABLE = ("MinProtocol", "MaxProtocol", "Options", "CipherString", "NumTickets",
+# what can be applied through pyOpenSSL (others: refused by -t, see docs/tls.md);
+# clearing an option OpenSSL sets by default is not possible there either
+APPLICABLE = ("MinProtocol", "MaxProtocol", "Options", "CipherString", "Ciphersuites",
               "DHParameters")
 KNOWN_CURVES = {"auto", "x25519", "x448", "prime256v1", "secp256r1", "secp384r1",
                 "secp521r1", "p-256", "p-384", "p-521", "ffdhe2048", "ffdhe3072",
@@ -64,40 +67,50 @@ def conf_command_problem(name: str, value: str):
     elif canon == "NumTickets":
         if not value.isdigit():
             return _bad_value(name, value)
+    if canon == "Options":
+        for bit, on in option_changes(value):
+            if not on and bit & DEFAULT_OPTIONS:
+                return (f'ssl_conf_command "Options" value "{value}" cannot be applied by '
+                        f'angie-mail (an option OpenSSL sets by default cannot be cleared '
+                        f'through pyOpenSSL)')
     if canon not in APPLICABLE:
         return (f'ssl_conf_command "{name}" is valid for OpenSSL but cannot be applied by '
-                f'angie-mail (Python\'s ssl module has no way to set it)')
+                f'angie-mail (no way to set it through pyOpenSSL)')
     return None
 
 
-def apply_conf_commands(ctx: ssl.SSLContext, commands) -> None:
-    """Apply the ssl_conf_command lines -t accepted, after everything else (as nginx)."""
+# options OpenSSL sets on every new context (pyOpenSSL cannot clear options)
+DEFAULT_OPTIONS = 0x20000 | 0x100000          # NO_COMPRESSION | ENABLE_MIDDLEBOX_COMPAT
+
+
+def option_changes(value: str):
+    """[(bit, set?)] for an "Options" value."""
+    out = []
+    for opt in value.split(","):
+        opt = opt.strip()
+        clear = opt.startswith("-")
+        bit, inverted = SSL_OPTIONS[opt.lstrip("+-")]
+        if bit:
+            out.append((bit, clear == inverted))
+    return out
+
+
+def apply_conf_commands(ctx, commands) -> None:
+    """Apply the ssl_conf_command lines -t accepted, after everything else (as nginx);
+    "Options" are folded into the context's options by build_context."""
     for name, value, _pos in commands:
         canon = SSL_CONF_COMMANDS[name.lower()]
-        if canon == "MinProtocol":
-            if value in PROTO_BY_NAME:
-                ctx.minimum_version = PROTO_BY_NAME[value]
-        elif canon == "MaxProtocol":
-            if value in PROTO_BY_NAME:
-                ctx.maximum_version = PROTO_BY_NAME[value]
-        elif canon == "Options":
-            opts = int(ctx.options)
-            for opt in value.split(","):
-                opt = opt.strip()
-                clear = opt.startswith("-")
-                opt = opt.lstrip("+-")
-                bit, inverted = SSL_OPTIONS[opt]
-                if clear != inverted:
-                    opts &= ~bit
-                else:
-                    opts |= bit
-            ctx.options = opts
+        if canon in ("MinProtocol", "MaxProtocol"):
+            ver = _PROTO.get(value)
+            v = getattr(SSL, ver) if ver else 0
+            (ctx.set_min_proto_version if canon == "MinProtocol" else
+             ctx.set_max_proto_version)(v)
         elif canon == "CipherString":
-            ctx.set_ciphers(value)
-        elif canon == "NumTickets":
-            ctx.num_tickets = int(value)
+            ctx.set_cipher_list(value.encode())
+        elif canon == "Ciphersuites":
+            ctx.set_tls13_ciphersuites(value.encode())
         elif canon == "DHParameters":
-            ctx.load_dh_params(value)
+            ctx.load_tmp_dh(value.encode())
 
 
 PROTO_BY_NAME = {"TLSv1": ssl.TLSVersion.TLSv1, "TLSv1.1": ssl.TLSVersion.TLSv1_1,
@@ -127,68 +140,188 @@ def check_tls_settings(v: dict):
     return None
 
 
-_MIN_VERSION = {"TLSv1": ssl.TLSVersion.TLSv1, "TLSv1.1": ssl.TLSVersion.TLSv1_1,
-                "TLSv1.2": ssl.TLSVersion.TLSv1_2, "TLSv1.3": ssl.TLSVersion.TLSv1_3}
-_ALPN = {"pop3": "pop3", "imap": "imap", "smtp": "smtp"}
+# --- contexts (pyOpenSSL; see tlsio.py for why not the ssl module) ----------------------
+
+_PROTO = {"TLSv1": "TLS1_VERSION", "TLSv1.1": "TLS1_1_VERSION", "TLSv1.2": "TLS1_2_VERSION",
+          "TLSv1.3": "TLS1_3_VERSION"}
+_NO_PROTO_OP = {"TLSv1": "OP_NO_TLSv1", "TLSv1.1": "OP_NO_TLSv1_1", "TLSv1.2": "OP_NO_TLSv1_2",
+                "TLSv1.3": "OP_NO_TLSv1_3"}
+_ALPN = {"pop3": b"pop3", "imap": b"imap", "smtp": b"smtp"}
+VERIFY_OPTIONAL_NO_CA_ERRORS = (18, 19, 20, 27, 21)   # self-signed, in chain, no issuer
+                                                     # locally, untrusted, leaf signature
+X509_ERRORS = {
+    0: "ok", 2: "unable to get issuer certificate", 3: "unable to get certificate CRL",
+    4: "unable to decrypt certificate's signature", 5: "unable to decrypt CRL's signature",
+    6: "unable to decode issuer public key", 7: "certificate signature failure",
+    8: "CRL signature failure", 9: "certificate is not yet valid",
+    10: "certificate has expired", 11: "CRL is not yet valid", 12: "CRL has expired",
+    13: "format error in certificate's notBefore field",
+    14: "format error in certificate's notAfter field",
+    15: "format error in CRL's lastUpdate field", 16: "format error in CRL's nextUpdate field",
+    17: "out of memory", 18: "self-signed certificate",
+    19: "self-signed certificate in certificate chain",
+    20: "unable to get local issuer certificate",
+    21: "unable to verify the first certificate", 22: "certificate chain too long",
+    23: "certificate revoked", 24: "invalid CA certificate", 25: "path length constraint exceeded",
+    26: "unsupported certificate purpose", 27: "certificate not trusted",
+    28: "certificate rejected",
+}
 
 
-def build_context(server) -> ssl.SSLContext:
-    """An SSLContext from a resolved server's ssl_* settings."""
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+def _verify_cb(conn, cert, errnum, depth, ok):
+    """Never abort the handshake for a bad client certificate: remember the error and
+    decide after the handshake, as Angie does (ssl-realip-proxy.md §2.3)."""
+    if not ok:
+        conn.get_app_data().verify_error = errnum
+    return True
+
+
+class NoApplicationProtocol(Exception):
+    """The client's ALPN list lacks our protocol: the handshake fails with a fatal
+    no_application_protocol alert (pyOpenSSL turns a callback exception into that)."""
+
+
+def _alpn_cb(want: bytes):
+    def select(conn, offered):
+        if want in offered:
+            conn.get_app_data().alpn = want
+            return want
+        raise NoApplicationProtocol(want)
+    return select
+
+
+def build_context(server):
+    """A pyOpenSSL context from a resolved server's ssl_* settings."""
+    from OpenSSL import SSL, crypto
+    from ..conf.tlsfiles import load_private_key
+    ctx = SSL.Context(SSL.TLS_SERVER_METHOD)
+    opts = 0
     versions = [v for v in ("TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3")
                 if v in server.ssl_protocols]
     if versions:
-        ctx.minimum_version = _MIN_VERSION[versions[0]]
-        ctx.maximum_version = _MIN_VERSION[versions[-1]]
-    ctx.set_ciphers(server.ssl_ciphers)
-    pw = list(server.ssl_passwords)
+        ctx.set_min_proto_version(getattr(SSL, _PROTO[versions[0]]))
+        ctx.set_max_proto_version(getattr(SSL, _PROTO[versions[-1]]))
+        for v in ("TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3"):
+            if versions[0] < v < versions[-1] and v not in versions:
+                opts |= getattr(SSL, _NO_PROTO_OP[v])
+    ctx.set_cipher_list(server.ssl_ciphers.encode())
     for cert, key in zip(server.ssl_certificate, server.ssl_certificate_key):
-        ctx.load_cert_chain(cert, key, password=_password_cb(pw))
+        ctx.use_certificate_chain_file(cert)
+        pkey = load_private_key(key, server.ssl_passwords)
+        ctx.use_privatekey(crypto.PKey.from_cryptography_key(pkey))
     if server.ssl_prefer_server_ciphers:
-        ctx.options |= ssl.OP_CIPHER_SERVER_PREFERENCE
+        opts |= SSL.OP_CIPHER_SERVER_PREFERENCE
     if not server.ssl_session_tickets:
-        ctx.options |= ssl.OP_NO_TICKET
-    if server.ssl_ecdh_curve and server.ssl_ecdh_curve != "auto" and \
-            ":" not in server.ssl_ecdh_curve:
+        opts |= SSL.OP_NO_TICKET
+    for name, value, _pos in server.ssl_conf_command:
+        if name.lower() == "options":
+            for bit, on in option_changes(value):
+                opts = (opts | bit) if on else (opts & ~bit)
+    if opts:
+        ctx.set_options(opts)
+    curve = server.ssl_ecdh_curve
+    if curve and curve != "auto" and ":" not in curve:
         try:
-            ctx.set_ecdh_curve(server.ssl_ecdh_curve)
-        except (ValueError, ssl.SSLError):
+            ctx.set_tmp_ecdh(crypto.get_elliptic_curve(curve))
+        except ValueError:
             pass
     if server.ssl_dhparam:
-        ctx.load_dh_params(server.ssl_dhparam)
-    alpn = _ALPN.get(server.protocol)
-    if alpn:
-        ctx.set_alpn_protocols([alpn])
+        ctx.load_tmp_dh(server.ssl_dhparam.encode())
+    ctx.set_session_id(b"MAIL")
+    sc = server.ssl_session_cache
+    if sc.builtin == "off":
+        ctx.set_session_cache_mode(SSL.SESS_CACHE_OFF)
+    elif sc.builtin in ("builtin", "no_builtin") or sc.shared_name:
+        ctx.set_session_cache_mode(SSL.SESS_CACHE_SERVER)
+    else:                                            # none: nothing stored server-side
+        ctx.set_session_cache_mode(SSL.SESS_CACHE_SERVER | SSL.SESS_CACHE_NO_INTERNAL_STORE)
+    ctx.set_timeout(server.ssl_session_timeout)
+    if server.ssl_verify_client != "off":
+        ctx.set_verify(SSL.VERIFY_PEER, _verify_cb)
+        ctx.set_verify_depth(server.ssl_verify_depth)
+        if server.ssl_client_certificate:
+            ctx.load_verify_locations(server.ssl_client_certificate.encode())
+            ctx.set_client_ca_list(_ca_names(server.ssl_client_certificate))
+        if server.ssl_trusted_certificate:
+            ctx.load_verify_locations(server.ssl_trusted_certificate.encode())
+        if server.ssl_crl:
+            from cryptography import x509
+            store = ctx.get_cert_store()
+            with open(server.ssl_crl, "rb") as f:
+                store.add_crl(x509.load_pem_x509_crl(f.read()))
+            store.set_flags(crypto.X509StoreFlags.CRL_CHECK | crypto.X509StoreFlags.CRL_CHECK_ALL)
+    want = _ALPN.get(server.protocol)
+    if want:
+        ctx.set_alpn_select_callback(_alpn_cb(want))
     apply_conf_commands(ctx, server.ssl_conf_command)
     return ctx
 
 
-def _password_cb(passwords):
-    if not passwords:
-        return None
-    it = iter(passwords)
+def _ca_names(path: str):
+    from cryptography import x509
+    from OpenSSL import crypto
+    with open(path, "rb") as f:
+        certs = x509.load_pem_x509_certificates(f.read())
+    return [crypto.X509.from_cryptography(c).get_subject() for c in certs]
 
-    def cb():
-        return next(it, b"")
-    return cb
+
+def check_client_certificate(engine, mode: str):
+    """After the handshake: None to continue, or (reply kind, log message) to refuse
+    (ssl-realip-proxy.md §2.3)."""
+    if mode == "off":
+        return None
+    err = engine.verify_error
+    if err and not (mode == "optional_no_ca" and err in VERIFY_OPTIONAL_NO_CA_ERRORS):
+        return "cert_error", (f"client SSL certificate verify error: "
+                              f"({err}:{X509_ERRORS.get(err, 'unknown error')})")
+    if mode == "on" and engine.conn.get_peer_certificate() is None:
+        return "no_cert", "client sent no required SSL certificate"
+    return None
 
 
 class TlsInfo:
-    """The TLS facts auth_http reports (Auth-SSL-*)."""
-    __slots__ = ("protocol", "cipher")
+    """The TLS facts auth_http reports (Auth-SSL-*), taken once after the handshake."""
+    __slots__ = ("protocol", "cipher", "verify", "cert")
 
-    def __init__(self, protocol: str, cipher: str):
+    def __init__(self, protocol: str, cipher: str, verify: str = "", cert=None):
         self.protocol = protocol
         self.cipher = cipher
+        self.verify = verify
+        self.cert = cert            # cryptography x509.Certificate or None
 
     @classmethod
-    def from_transport(cls, transport) -> "TlsInfo":
-        obj = transport.get_extra_info("ssl_object")
-        if obj is None:
-            return cls("", "")
-        c = obj.cipher()
-        return cls(obj.version() or "", c[0] if c else "")
+    def from_engine(cls, engine, verify_mode: str) -> "TlsInfo":
+        conn = engine.conn
+        peer = conn.get_peer_certificate()
+        cert = peer.to_cryptography() if peer is not None else None
+        verify = ""
+        if verify_mode != "off":
+            if cert is None:
+                verify = "NONE"
+            elif engine.verify_error:
+                e = engine.verify_error
+                verify = "FAILED:" + X509_ERRORS.get(e, "unknown error")
+            else:
+                verify = "SUCCESS"
+        return cls(conn.get_protocol_version_name() or "", conn.get_cipher_name() or "",
+                   verify, cert)
 
     def auth_headers(self, server):
-        return [(b"Auth-SSL", b"on"), (b"Auth-SSL-Protocol", self.protocol.encode()),
-                (b"Auth-SSL-Cipher", self.cipher.encode())]
+        out = [(b"Auth-SSL", b"on"), (b"Auth-SSL-Protocol", self.protocol.encode()),
+               (b"Auth-SSL-Cipher", self.cipher.encode())]
+        if server.ssl_verify_client == "off":
+            return out
+        out.append((b"Auth-SSL-Verify", self.verify.encode()))
+        c = self.cert
+        if c is None:
+            return out
+        from cryptography.hazmat.primitives import hashes, serialization
+        from .auth_http import escape
+        out += [(b"Auth-SSL-Subject", c.subject.rfc4514_string().encode()),
+                (b"Auth-SSL-Issuer", c.issuer.rfc4514_string().encode()),
+                (b"Auth-SSL-Serial", f"{c.serial_number:X}".encode()),
+                (b"Auth-SSL-Fingerprint", c.fingerprint(hashes.SHA1()).hex().encode())]
+        if server.auth_http_pass_client_cert:
+            out.append((b"Auth-SSL-Cert",
+                        escape(c.public_bytes(serialization.Encoding.PEM))))
+        return out

@@ -1,0 +1,257 @@
+"""Server-side TLS over an asyncio transport, with pyOpenSSL memory BIOs.
+
+Python's ``ssl`` module cannot do three things Angie does: finish the handshake when a
+client certificate fails verification and report the result afterwards (so the client
+gets ``-ERR SSL certificate error`` over TLS), abort the handshake with a fatal
+``no_application_protocol`` alert when the client's ALPN list lacks ``pop3``, and set
+TLS 1.3 cipher suites.  pyOpenSSL (the PyCA binding) can, so TLS runs here:
+
+    raw TCP transport <-> TlsEngine (asyncio.Protocol) <-> TlsTransport <-> app protocol
+
+The engine feeds received records into the SSL object, hands decrypted bytes to the
+application protocol, and writes what the SSL object produces.  Back-pressure is passed
+through in both directions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from OpenSSL import SSL
+
+READ_CHUNK = 256 * 1024
+
+
+class TlsTransport(asyncio.Transport):
+    """What the application protocol writes to and closes."""
+
+    def __init__(self, engine):
+        super().__init__()
+        self._engine = engine
+
+    def write(self, data):
+        self._engine.app_write(data)
+
+    def writelines(self, lines):
+        self._engine.app_write(b"".join(lines))
+
+    def close(self):
+        self._engine.app_close()
+
+    def abort(self):
+        self._engine.abort()
+
+    def is_closing(self):
+        return self._engine.closing
+
+    def pause_reading(self):
+        self._engine.reading = False
+        if self._engine.raw is not None:
+            self._engine.raw.pause_reading()
+
+    def resume_reading(self):
+        e = self._engine
+        if not e.reading:
+            e.reading = True
+            if e.raw is not None:
+                e.raw.resume_reading()
+            e.loop.call_soon(e.drain_plaintext)
+
+    def is_reading(self):
+        return self._engine.reading
+
+    def set_write_buffer_limits(self, high=None, low=None):
+        if self._engine.raw is not None:
+            self._engine.raw.set_write_buffer_limits(high, low)
+
+    def get_write_buffer_size(self):
+        return self._engine.raw.get_write_buffer_size() if self._engine.raw else 0
+
+    def get_extra_info(self, name, default=None):
+        if name == "ssl_object":
+            return self._engine.conn
+        if name == "tls_engine":
+            return self._engine
+        if self._engine.raw is None:
+            return default
+        return self._engine.raw.get_extra_info(name, default)
+
+    def set_protocol(self, protocol):
+        self._engine.app = protocol
+
+    def get_protocol(self):
+        return self._engine.app
+
+
+class TlsEngine(asyncio.Protocol):
+    """The TLS state of one connection; ``handshake`` resolves to True or False."""
+
+    def __init__(self, loop, ctx: SSL.Context):
+        self.loop = loop
+        self.ctx = ctx
+        self.conn = SSL.Connection(ctx, None)
+        self.conn.set_accept_state()
+        self.conn.set_app_data(self)
+        self.raw = None
+        self.app = None
+        self.transport = TlsTransport(self)
+        self.handshake = loop.create_future()
+        self.handshaked = False
+        self.closing = False
+        self.reading = True
+        self.pending_plain = []         # decrypted before the app protocol was attached
+        self.verify_error = 0           # last X509 verification error (0: none)
+        self.alpn = None
+
+    # --- raw side --------------------------------------------------------------------------
+
+    def connection_made(self, transport):
+        self.raw = transport
+
+    def attach(self, raw) -> None:
+        """Take over an existing raw transport (STLS)."""
+        self.raw = raw
+        raw.set_protocol(self)
+
+    def data_received(self, data):
+        try:
+            self.conn.bio_write(data)
+        except SSL.Error:
+            self.abort()
+            return
+        if not self.handshaked:
+            self._do_handshake()
+            if not self.handshaked:
+                return
+        self.drain_plaintext()
+
+    def _do_handshake(self):
+        try:
+            self.conn.do_handshake()
+        except SSL.WantReadError:
+            self.flush()
+            return
+        except Exception:          # SSL.Error, or a callback's exception (ALPN refusal)
+            self.flush()
+            self._finish_handshake(False)
+            return
+        self.handshaked = True
+        self.flush()
+        self._finish_handshake(True)
+
+    def _finish_handshake(self, ok: bool):
+        if not self.handshake.done():
+            self.handshake.set_result(ok)
+        if not ok:
+            self.abort()
+
+    def drain_plaintext(self):
+        if not self.handshaked or self.raw is None:
+            return
+        while self.reading:
+            try:
+                chunk = self.conn.recv(READ_CHUNK)
+            except SSL.WantReadError:
+                break
+            except SSL.ZeroReturnError:
+                self.flush()
+                self._eof()
+                return
+            except SSL.Error:
+                self.abort()
+                return
+            if not chunk:
+                break
+            if self.app is None:
+                self.pending_plain.append(chunk)
+            else:
+                self.app.data_received(chunk)
+        self.flush()
+
+    def eof_received(self):
+        self._eof()
+        return False
+
+    def _eof(self):
+        if self.app is not None:
+            keep = self.app.eof_received()
+            if not keep:
+                self.app_close()
+
+    def connection_lost(self, exc):
+        self.closing = True
+        if not self.handshake.done():
+            self.handshake.set_result(False)
+        if self.app is not None:
+            app, self.app = self.app, None
+            app.connection_lost(exc)
+
+    def pause_writing(self):
+        if self.app is not None:
+            self.app.pause_writing()
+
+    def resume_writing(self):
+        if self.app is not None:
+            self.app.resume_writing()
+
+    # --- app side ------------------------------------------------------------------------------
+
+    def start_app(self, app, call_connection_made: bool = True):
+        """Attach the application protocol once the handshake is done."""
+        self.app = app
+        if call_connection_made:
+            app.connection_made(self.transport)
+        pending, self.pending_plain = self.pending_plain, []
+        for chunk in pending:
+            if self.app is None:
+                break
+            self.app.data_received(chunk)
+        if self.raw is not None and self.reading:
+            self.raw.resume_reading()
+            self.loop.call_soon(self.drain_plaintext)
+
+    def app_write(self, data):
+        if self.closing or self.raw is None or not data:
+            return
+        view = memoryview(data)
+        while view:
+            try:
+                n = self.conn.send(view[:16384])
+            except SSL.WantReadError:
+                break
+            except SSL.Error:
+                self.abort()
+                return
+            view = view[n:]
+            self.flush()
+
+    def flush(self):
+        out = []
+        while True:
+            try:
+                chunk = self.conn.bio_read(READ_CHUNK)
+            except SSL.WantReadError:
+                break
+            if not chunk:
+                break
+            out.append(chunk)
+        if out and self.raw is not None and not self.raw.is_closing():
+            self.raw.write(b"".join(out))
+
+    def app_close(self):
+        if self.closing:
+            return
+        self.closing = True
+        if self.handshaked:
+            try:
+                self.conn.shutdown()
+            except SSL.Error:
+                pass
+            self.flush()
+        if self.raw is not None:
+            self.raw.close()
+
+    def abort(self):
+        self.closing = True
+        if self.raw is not None:
+            self.raw.abort()
