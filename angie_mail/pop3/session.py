@@ -113,7 +113,7 @@ class Pop3Session:
 
     __slots__ = ("srv", "replies", "tls", "buf", "limit", "state", "errors", "commands",
                  "salt", "login", "passwd", "method", "attempt", "log", "pending_err",
-                 "pending_quit", "max_errors", "max_commands", "starttls")
+                 "pending_quit", "max_errors", "max_commands", "starttls", "reset")
 
     def __init__(self, server, tls: bool = False, salt: bytes | None = None, log=None):
         self.srv = server
@@ -136,6 +136,7 @@ class Pop3Session:
         self.log = log or _nolog
         self.pending_err = b""
         self.pending_quit = False
+        self.reset = False          # close with unread input (Angie leaves it unread: RST)
 
     # --- driver interface -----------------------------------------------------------
 
@@ -168,6 +169,9 @@ class Pop3Session:
             self.log("info", 'client sent too long command "%s"' % _mask(
                 buf[:self.limit], self.state != START and self.state != USER
             ).decode("utf-8", "backslashreplace"))
+            # Angie read only its buffer's worth: what follows is still unread when it
+            # closes, and the kernel answers that with a reset
+            self.reset = len(buf) > self.limit
             self.buf = b""
             return CLOSE, INVALID
         line = buf[:lf]

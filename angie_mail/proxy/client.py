@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import struct
 
 from ..pop3 import session as pop3
 from ..pop3.backend import (AGAIN, LOGGED_IN, REFUSED, SEND, TOO_LONG,
@@ -97,7 +98,8 @@ class ClientConnection(asyncio.Protocol):
         self.server = srv = self.conf.server
         self.errlog = rt.log_for(srv)
         self.local = local
-        self.client_ip = peer[0] if isinstance(peer, tuple) else None
+        # a unix-socket client is "unix:" for auth_http, as nginx's addr_text
+        self.client_ip = peer[0] if isinstance(peer, tuple) else "unix:"
         self.client_port = peer[1] if isinstance(peer, tuple) else 0
         rt.connections.add(self)
         if pre is None:
@@ -175,6 +177,8 @@ class ClientConnection(asyncio.Protocol):
                     self.login = s.login
                 continue
             if code == pop3.CLOSE:
+                if s.reset:
+                    self.reset_on_close()
                 self.close_after_write()
                 return
             if code == pop3.STLS:
@@ -443,6 +447,16 @@ class ClientConnection(asyncio.Protocol):
             return
         self.transport.write(pop3.INTERNAL_ERROR)
         self.close_after_write()
+
+    def reset_on_close(self):
+        """Make the close a reset (SO_LINGER 0), as closing with unread input does."""
+        sock = self.transport.get_extra_info("socket")
+        if sock is not None and self.transport.get_extra_info("ssl_object") is None:
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                struct.pack("ii", 1, 0))
+            except OSError:
+                pass
 
     def close_after_write(self):
         """Close once everything written so far is sent (transport.close flushes)."""

@@ -114,7 +114,7 @@ def outbound_header(client) -> bytes:
     client connection.  Unix-socket clients get ``PROXY UNKNOWN``."""
     ip = client.client_ip
     local = client.local
-    if ip is None or not isinstance(local, tuple):
+    if ip is None or ip == "unix:" or not isinstance(local, tuple):
         return b"PROXY UNKNOWN\r\n"
     fam = "TCP6" if ":" in ip else "TCP4"
     lip = local[0]
