@@ -41,6 +41,11 @@ def open_sockets(config, startup: StartupLog):
     return sockets
 
 
+def _logs_to_stderr(config, o) -> bool:
+    targets = [t.target for t in config.main.error_log] or [o.error_log or "stderr"]
+    return "stderr" in targets
+
+
 def main_log(config, o) -> ErrorLog:
     if config.main.error_log:
         return ErrorLog.for_targets(config.main.error_log)
@@ -60,7 +65,7 @@ def serve(o, config, conf_path: str, startup: StartupLog) -> int:
 def serve_single(o, config, startup: StartupLog) -> int:
     if config.main.daemon:
         from .daemon import daemonize
-        daemonize()
+        daemonize(keep_stderr=_logs_to_stderr(config, o))
     sockets = open_sockets(config, startup)
     if sockets is None:
         return 1

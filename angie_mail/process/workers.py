@@ -25,7 +25,7 @@ import time
 from ..log import ErrorLog
 from ..proxy.listeners import BindError, open_socket, plan
 from . import pidfile, title
-from .master import main_log, open_sockets, run_loop
+from .master import _logs_to_stderr, main_log, open_sockets, run_loop
 
 HANDLED = (signal.SIGHUP, signal.SIGQUIT, signal.SIGTERM, signal.SIGINT, signal.SIGUSR1,
            signal.SIGCHLD, signal.SIGWINCH)
@@ -61,7 +61,7 @@ class Master:
         signal.pthread_sigmask(signal.SIG_BLOCK, HANDLED)
         if cfg.main.daemon:
             from .daemon import daemonize
-            daemonize()
+            daemonize(keep_stderr=_logs_to_stderr(cfg, self.o))
         err = pidfile.write(cfg.main.pid)
         if err:
             self.startup.log("emerg", err)

@@ -1,0 +1,293 @@
+"""Operations: master and workers, reload under load, signals, -s, logs, daemon."""
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from proxy.harness import AuthServer, Backend, Client, Proxy, free_port, ok_response
+
+
+@pytest.fixture
+def peers():
+    backend = Backend()
+    auth = AuthServer(lambda req: ok_response(backend.port))
+    yield auth, backend
+    auth.close()
+    backend.close()
+
+
+def mail_block(auth, port, caps="TOP USER UIDL", extra=""):
+    return (f"mail {{\n    auth_http {auth.url};\n    pop3_capabilities {caps};\n{extra}"
+            f"    server {{\n        listen 127.0.0.1:{port};\n        protocol pop3;\n    }}\n}}\n")
+
+
+def start(tmp_path, auth, port, main="worker_processes 2;", **kw):
+    p = Proxy(tmp_path, mail_block(auth, port, **kw), main=main, workers=True)
+    p.start()
+    return p
+
+
+def children(pid):
+    out = subprocess.run(["ps", "-o", "pid=,args=", "--ppid", str(pid)], capture_output=True,
+                         text=True).stdout
+    return [l.split(None, 1) for l in out.strip().splitlines() if l.strip()]
+
+
+def wait_for(cond, timeout=10.0):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if cond():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def login(c):
+    c.line()
+    c.send(b"USER test@example.com\r\nPASS secret\r\n")
+    assert c.line() == b"+OK\r\n"
+    assert c.line() == b"+OK pass ok\r\n"
+
+
+def capa(port):
+    c = Client(port)
+    c.line()
+    c.send(b"CAPA\r\n")
+    out = c.read_until(b".\r\n")
+    c.close()
+    return out
+
+
+def test_master_and_workers_with_titles(tmp_path, peers):
+    auth, backend = peers
+    port = free_port()
+    p = start(tmp_path, auth, port)
+    try:
+        assert wait_for(lambda: len(children(p.proc.pid)) == 2)
+        titles = [args for _, args in children(p.proc.pid)]
+        assert titles == ["angie-mail: worker process"] * 2
+        out = subprocess.run(["ps", "-o", "args=", "-p", str(p.proc.pid)], capture_output=True,
+                             text=True).stdout
+        assert out.startswith("angie-mail: master process")
+        with open(p.pid_path) as f:
+            assert int(f.read()) == p.proc.pid
+        for _ in range(6):
+            c = Client(port)
+            login(c)
+            c.close()
+    finally:
+        p.stop()
+    assert not os.path.exists(p.pid_path)
+
+
+def test_reload_under_load(tmp_path, peers):
+    auth, backend = peers
+    port = free_port()
+    p = start(tmp_path, auth, port)
+    try:
+        backend.messages = [b"Subject: big\r\n\r\n" + b"".join(
+            b"line %07d of the message\r\n" % i for i in range(40000))]
+        sessions = []
+        for _ in range(3):
+            c = Client(port)
+            login(c)
+            sessions.append(c)
+        text = open(p.conf).read()
+        with open(p.conf, "w") as f:
+            f.write(text.replace("TOP USER UIDL", "TOP USER UIDL X-RELOADED"))
+        p.signal(signal.SIGHUP)
+        p.wait_log("reconfiguring")
+        assert wait_for(lambda: b"X-RELOADED" in capa(port))
+        for c in sessions:                       # old sessions still work, byte for byte
+            c.send(b"RETR 1\r\n")
+            got = c.read_until(b"\r\n.\r\n")
+            assert got == b"+OK %d octets\r\n" % len(backend.messages[0]) + \
+                backend.messages[0] + b".\r\n"
+            c.send(b"QUIT\r\n")
+            assert c.line() == b"+OK quit ok\r\n"
+        assert wait_for(lambda: len(children(p.proc.pid)) == 2)
+    finally:
+        p.stop()
+
+
+def test_broken_config_on_reload_keeps_old_one(tmp_path, peers):
+    auth, backend = peers
+    port = free_port()
+    p = start(tmp_path, auth, port)
+    try:
+        before = sorted(pid for pid, _ in children(p.proc.pid))
+        good = open(p.conf).read()
+        with open(p.conf, "w") as f:
+            f.write(good.replace("protocol pop3;", "protocol pop4;"))
+        p.signal(signal.SIGHUP)
+        log = p.wait_log('[emerg]')
+        assert f'unknown protocol "pop4" in {p.conf}' in log
+        time.sleep(0.3)
+        assert sorted(pid for pid, _ in children(p.proc.pid)) == before
+        assert b"TOP" in capa(port)
+    finally:
+        p.stop()
+
+
+def test_quit_lets_sessions_finish(tmp_path, peers):
+    auth, backend = peers
+    port = free_port()
+    p = start(tmp_path, auth, port)
+    try:
+        c = Client(port)
+        login(c)
+        p.signal(signal.SIGQUIT)
+        time.sleep(0.5)
+        assert p.proc.poll() is None              # still serving the open session
+        with pytest.raises(OSError):
+            Client(port, timeout=1).line()        # no longer accepting
+        c.send(b"STAT\r\n")
+        assert c.line() == b"+OK 1 22\r\n"
+        c.send(b"QUIT\r\n")
+        c.line()
+        p.proc.wait(10)
+        assert p.proc.returncode == 0
+    finally:
+        p.stop()
+
+
+def test_term_stops_at_once(tmp_path, peers):
+    auth, backend = peers
+    port = free_port()
+    p = start(tmp_path, auth, port)
+    try:
+        c = Client(port)
+        login(c)
+        t = time.time()
+        p.signal(signal.SIGTERM)
+        p.proc.wait(10)
+        assert time.time() - t < 3
+        assert c.closed(3)
+    finally:
+        p.stop()
+
+
+def test_worker_shutdown_timeout(tmp_path, peers):
+    auth, backend = peers
+    port = free_port()
+    p = start(tmp_path, auth, port, main="worker_processes 1;\nworker_shutdown_timeout 1s;")
+    try:
+        c = Client(port)
+        login(c)
+        t = time.time()
+        p.signal(signal.SIGQUIT)
+        assert c.closed(5)
+        assert 0.8 < time.time() - t < 4
+        p.proc.wait(10)
+    finally:
+        p.stop()
+
+
+def test_usr1_reopens_logs(tmp_path, peers):
+    auth, backend = peers
+    port = free_port()
+    p = start(tmp_path, auth, port)
+    try:
+        Client(port).line()
+        p.wait_log("connected to")
+        moved = p.log_path + ".1"
+        os.rename(p.log_path, moved)
+        p.signal(signal.SIGUSR1)
+        assert wait_for(lambda: os.path.exists(p.log_path))
+        time.sleep(0.3)
+        c = Client(port)
+        c.line()
+        p.wait_log("connected to")
+        assert "reopening logs" in open(moved).read()
+    finally:
+        p.stop()
+
+
+def test_killed_worker_is_replaced(tmp_path, peers):
+    auth, backend = peers
+    port = free_port()
+    p = start(tmp_path, auth, port)
+    try:
+        assert wait_for(lambda: len(children(p.proc.pid)) == 2)
+        victim = int(children(p.proc.pid)[0][0])
+        os.kill(victim, signal.SIGKILL)
+        assert wait_for(lambda: len(children(p.proc.pid)) == 2 and
+                        victim not in [int(x) for x, _ in children(p.proc.pid)])
+        assert f"worker process {victim} exited on signal 9" in p.wait_log("exited on signal")
+        for _ in range(6):                        # every worker still accepts
+            c = Client(port)
+            login(c)
+            c.close()
+    finally:
+        p.stop()
+
+
+def _cli(*args):
+    return subprocess.run([sys.executable, "-m", "angie_mail", *args], capture_output=True,
+                          text=True, timeout=30)
+
+
+def test_s_signals(tmp_path, peers):
+    auth, backend = peers
+    port = free_port()
+    p = start(tmp_path, auth, port)
+    try:
+        r = _cli("-c", p.conf, "-s", "reopen")
+        assert r.returncode == 0, r.stderr
+        p.wait_log("reopening logs")
+        r = _cli("-c", p.conf, "-s", "reload")
+        assert r.returncode == 0
+        p.wait_log("reconfiguring")
+        r = _cli("-c", p.conf, "-s", "quit")
+        assert r.returncode == 0
+        p.proc.wait(10)
+    finally:
+        p.stop()
+    r = _cli("-c", p.conf, "-s", "stop")
+    assert r.returncode == 1
+    assert r.stderr == (f'angie-mail: [error] open() "{p.pid_path}" failed '
+                        f'(2: No such file or directory)\n')
+
+
+def test_daemon_detaches(tmp_path, peers):
+    auth, backend = peers
+    port = free_port()
+    pid_path = tmp_path / "d.pid"
+    conf = tmp_path / "d.conf"
+    conf.write_text(f"pid {pid_path};\nerror_log {tmp_path}/d.log info;\nevents {{}}\n"
+                    + mail_block(auth, port))
+    r = subprocess.run([sys.executable, "-m", "angie_mail", "-c", str(conf)],
+                       capture_output=True, timeout=20)
+    assert r.returncode == 0 and r.stderr == b""
+    try:
+        assert wait_for(lambda: pid_path.exists())
+        master = int(pid_path.read_text())
+        c = Client(port)
+        assert c.line() == b"+OK POP3 ready\r\n"
+        assert os.getsid(master) == master            # its own session: detached
+    finally:
+        _cli("-c", str(conf), "-s", "stop")
+    assert wait_for(lambda: not pid_path.exists())
+
+
+def test_bind_error_in_master_mode(tmp_path, peers):
+    import socket
+    auth, backend = peers
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    s.listen(1)
+    port = s.getsockname()[1]
+    p = Proxy(tmp_path, mail_block(auth, port), main="worker_processes 2;", workers=True)
+    p.start(wait=False)
+    p.proc.wait(10)
+    err = p.proc.stderr.read().decode()
+    p.stop()
+    s.close()
+    assert p.proc.returncode == 1
+    assert err == (f"angie-mail: [emerg] bind() to 127.0.0.1:{port} failed "
+                   f"(98: Address already in use)\n")
