@@ -153,7 +153,10 @@ def check_dhparam(path: str) -> None:
         raise TlsFileError(f'BIO_new_file("{path}") failed (SSL: ' +
                            _OPEN_ERR.get(e.errno, _OPEN_ERR[errno.ENOENT]).format(p=path) + ")")
     try:
-        params = serialization.load_pem_parameters(data)
+        import warnings
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")      # FFDH deprecation: the user's choice
+            params = serialization.load_pem_parameters(data)
         if not isinstance(params, dh.DHParameters):
             raise ValueError
     except Exception:

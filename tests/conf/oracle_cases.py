@@ -1368,10 +1368,4 @@ FIXED = [
     T("ssl_conf_command Ciphersuites TLS_AES_128_GCM_SHA256;"),
     T("ssl_conf_command Options Bogus;"),
 ]
-
-# ssl_conf_command Ciphersuites is valid for OpenSSL, but Python's ssl module cannot set
-# TLS 1.3 cipher suites: -t refuses it rather than ignore it (docs/tls.md).
-CIPHERSUITES = [c for c in FIXED if "Ciphersuites" in c]
-FIXED = [c for c in FIXED if "Ciphersuites" not in c]
 ALL = ALL + FIXED
-KNOWN_DIFFERENCES = KNOWN_DIFFERENCES + CIPHERSUITES

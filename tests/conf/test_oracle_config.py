@@ -157,8 +157,8 @@ def test_same_verdict_and_message_as_nginx(tmp_path, fixture_dir, text):
 
 @pytest.mark.parametrize("text", KNOWN_DIFFERENCES)
 def test_known_differences_are_still_differences(tmp_path, fixture_dir, text):
-    """Documented differences: nginx rejects these inside http {}, which angie-mail does
-    not analyse; angie-mail refuses ssl_conf_command lines Python's ssl cannot apply."""
+    """Documented difference: nginx rejects these inside http {}, which angie-mail does
+    not analyse."""
     text = text.replace(FIX, fixture_dir)
     theirs = nginx(tmp_path, text)
     mine = ours(os.path.join(str(tmp_path), "wrap.conf"))
