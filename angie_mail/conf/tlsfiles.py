@@ -157,8 +157,8 @@ def check_dhparam(path: str) -> None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")      # FFDH deprecation: the user's choice
             params = serialization.load_pem_parameters(data)
-        if not isinstance(params, dh.DHParameters):
-            raise ValueError
+            if not isinstance(params, dh.DHParameters):
+                raise ValueError
     except Exception:
         raise TlsFileError(f'PEM_read_bio_DHparams("{path}") failed (SSL: error:1E08010C:'
                            f'DECODER routines::unsupported:No supported data to decode. '
