@@ -135,9 +135,11 @@ class ErrorLog:
         return log
 
     @classmethod
-    def reopen_all(cls) -> None:
+    def reopen_all(cls, owner=None) -> None:
+        """Reopen every log file (SIGUSR1); the master gives new files to the workers'
+        user so that they can reopen them too."""
         for log in list(cls._cache.values()):
-            log.reopen()
+            log.reopen(owner)
 
     @classmethod
     def close_all(cls) -> None:
@@ -163,13 +165,17 @@ class ErrorLog:
             if r <= t.rank:
                 t.write(level, stamp, body)
 
-    def reopen(self) -> None:
+    def reopen(self, owner=None) -> None:
         for t in self.targets:
             if t.fd is not None and t.fd > 2:
                 try:
                     t.open()
-                except OSError as e:
-                    self.log("alert", f'reopen() "{t.spec}" failed ({e.errno}: {e.strerror})')
+                    if owner is not None and os.geteuid() == 0:
+                        import pwd
+                        os.chown(t.spec, pwd.getpwnam(owner[0]).pw_uid, -1)
+                except (OSError, KeyError) as e:
+                    self.log("alert", f'reopen() "{t.spec}" failed '
+                                      f'({getattr(e, "errno", 0)}: {getattr(e, "strerror", e)})')
 
 
 class StartupLog:

@@ -199,3 +199,68 @@ def test_directive_docs_are_current():
     path = os.path.join(os.path.dirname(__file__), "..", "docs", "directives.md")
     with open(path) as f:
         assert f.read() == render(), "run: python -m angie_mail.conf.docs > docs/directives.md"
+
+
+# --- TLS problems found by -t ------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory):
+    import certs
+    return certs.make(str(tmp_path_factory.mktemp("pki")))
+
+
+def tls_conf(tmp_path, lines):
+    body = "".join(f"        {l}\n" for l in lines)
+    return write(tmp_path, "events {}\nmail {\n    auth_http 127.0.0.1:9/auth;\n    server {\n"
+                 f"        listen 127.0.0.1:995 ssl;\n{body}    }}\n}}\n")
+
+
+def test_t_tls_listener_without_certificate(tmp_path):
+    conf = tls_conf(tmp_path, [])
+    rc, out, err = cli("-t", "-c", conf)
+    assert rc == 1
+    assert err.splitlines()[0] == (f'angie-mail: [emerg] no "ssl_certificate" is defined for '
+                                   f'the "listen ... ssl" directive in {conf}:5')
+
+
+def test_t_key_does_not_match(tmp_path, pki):
+    conf = tls_conf(tmp_path, [f"ssl_certificate {pki['server_rsa_crt']};",
+                               f"ssl_certificate_key {pki['client_key']};"])
+    rc, out, err = cli("-t", "-c", conf)
+    assert rc == 1
+    assert err.splitlines()[0] == (
+        f'angie-mail: [emerg] SSL_CTX_use_PrivateKey("{pki["client_key"]}") failed '
+        f'(SSL: error:05800074:x509 certificate routines::key values mismatch)')
+
+
+def test_t_unreadable_key(tmp_path, pki):
+    conf = tls_conf(tmp_path, [f"ssl_certificate {pki['server_rsa_crt']};",
+                               f"ssl_certificate_key {tmp_path};"])
+    rc, out, err = cli("-t", "-c", conf)
+    assert rc == 1
+    assert err.startswith(f'angie-mail: [emerg] cannot load certificate key "{tmp_path}": '
+                          f'BIO_new_file() failed')
+
+
+def test_t_wrong_password_file(tmp_path, pki):
+    bad = write(tmp_path, "nope\n", "pw")
+    conf = tls_conf(tmp_path, [f"ssl_certificate {pki['server_enc_crt']};",
+                               f"ssl_certificate_key {pki['server_enc_key']};",
+                               f"ssl_password_file {bad};"])
+    rc, out, err = cli("-t", "-c", conf)
+    assert rc == 1
+    assert err.splitlines()[0] == (
+        f'angie-mail: [emerg] cannot load certificate key "{pki["server_enc_key"]}": '
+        f'PEM_read_bio_PrivateKey() failed (SSL: error:1C800064:Provider routines::bad decrypt)')
+    good = write(tmp_path, "nope\ns3cret\n", "pw2")
+    conf = tls_conf(tmp_path, [f"ssl_certificate {pki['server_enc_crt']};",
+                               f"ssl_certificate_key {pki['server_enc_key']};",
+                               f"ssl_password_file {good};"])
+    assert cli("-t", "-q", "-c", conf)[0] == 0
+
+
+def test_t_missing_password_file_at_its_line(tmp_path, pki):
+    conf = tls_conf(tmp_path, [f"ssl_password_file {tmp_path}/none;"])
+    rc, out, err = cli("-t", "-c", conf)
+    assert err.splitlines()[0] == (f'angie-mail: [emerg] open() "{tmp_path}/none" failed '
+                                   f'(2: No such file or directory) in {conf}:6')

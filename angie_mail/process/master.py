@@ -26,6 +26,22 @@ def new_event_loop():
         return asyncio.new_event_loop()
 
 
+def prepare(config, o, startup: StartupLog) -> bool:
+    """What must happen before privileges are dropped: open every log file and build
+    every TLS context (keys are often readable by root only), as nginx does in its
+    master.  False after logging the error."""
+    main_log(config, o)
+    for srv in config.servers:
+        ErrorLog.for_targets(srv.error_log)
+    from ..proxy.tls import prebuild
+    try:
+        prebuild(config)
+    except Exception as e:                  # a certificate that -t accepted but OpenSSL not
+        startup.log("emerg", f"cannot create the TLS context: {e}")
+        return False
+    return True
+
+
 def open_sockets(config, startup: StartupLog):
     """Plan and bind every listening socket; None after logging a bind error."""
     sockets = plan(config.servers)
@@ -67,7 +83,7 @@ def serve_single(o, config, startup: StartupLog) -> int:
         from .daemon import daemonize
         daemonize(keep_stderr=_logs_to_stderr(config, o))
     sockets = open_sockets(config, startup)
-    if sockets is None:
+    if sockets is None or not prepare(config, o, startup):
         return 1
     err = pidfile.write(config.main.pid)
     if err:

@@ -25,7 +25,7 @@ import time
 from ..log import ErrorLog
 from ..proxy.listeners import BindError, open_socket, plan
 from . import pidfile, title
-from .master import _logs_to_stderr, main_log, open_sockets, run_loop
+from .master import _logs_to_stderr, main_log, open_sockets, prepare, run_loop
 
 HANDLED = (signal.SIGHUP, signal.SIGQUIT, signal.SIGTERM, signal.SIGINT, signal.SIGUSR1,
            signal.SIGCHLD, signal.SIGWINCH)
@@ -53,7 +53,7 @@ class Master:
     def start(self) -> int:
         cfg = self.config
         sockets = open_sockets(cfg, self.startup)
-        if sockets is None:
+        if sockets is None or not prepare(cfg, self.o, self.startup):
             return 1
         self.sockets = sockets
         for ls in sockets:
@@ -128,7 +128,7 @@ class Master:
                 self.reload()
             elif sig == signal.SIGUSR1:
                 self.log.log("notice", "signal %d (SIGUSR1) received, reopening logs" % sig)
-                ErrorLog.reopen_all()
+                ErrorLog.reopen_all(owner=self.config.main.user)
                 self.signal_workers(signal.SIGUSR1)
 
     def signal_workers(self, sig, generation=None):
@@ -189,7 +189,7 @@ class Master:
                 self._log.log(level, message)
 
         config, _ = load_for_run(self.o, _ToLog(self.log))
-        if config is None:
+        if config is None or not prepare(config, self.o, _ToLog(self.log)):
             return                                    # keep the old configuration
         new_sockets = plan(config.servers)
         old = {_sock_key(ls): ls for ls in self.sockets}
@@ -256,8 +256,7 @@ def worker_main(config, sockets, o) -> int:
         except (KeyError, OSError) as e:
             sys.stderr.write(f"angie-mail: [emerg] setuid/setgid failed: {e}\n")
             return 2
-    ErrorLog.close_all()
-    log = main_log(config, o)
+    log = main_log(config, o)          # opened by the master, inherited
     return run_loop(config, sockets, log)
 
 

@@ -101,6 +101,10 @@ class ClientConnection(asyncio.Protocol):
         # a unix-socket client is "unix:" for auth_http, as nginx's addr_text
         self.client_ip = peer[0] if isinstance(peer, tuple) else "unix:"
         self.client_port = peer[1] if isinstance(peer, tuple) else 0
+        if rt.over_limit():
+            self.phase = CLOSED
+            transport.abort()
+            return
         rt.connections.add(self)
         if pre is None:
             self.conn_no = rt.next_connection()

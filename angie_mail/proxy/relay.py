@@ -39,6 +39,7 @@ class BackendConnection(asyncio.Protocol):
 
     def connection_made(self, transport):
         self.transport = transport
+        self.client.rt.backends += 1
         transport.set_write_buffer_limits(WRITE_HIGH, WRITE_LOW)
         if self.header is not None:
             # one PROXY protocol v1 header, before anything is read from the backend
@@ -93,6 +94,7 @@ class BackendConnection(asyncio.Protocol):
 
     def connection_lost(self, exc):
         self.closed = True
+        self.client.rt.backends -= 1
         if self.relaying:
             self.client.end_relay()
         elif not self.done.done():

@@ -21,20 +21,27 @@ class Runtime:
         self.config = config
         self.main_log = main_log
         self.connections: set = set()
+        # events { worker_connections }: every socket counts (client and backend), as
+        # in nginx; a client that would exceed it is closed at once
+        self.max_connections = config.main.events.worker_connections
+        self.backends = 0
         self.servers: list = []          # asyncio Server objects
         self._conn = itertools.count(1)
         self._logs: dict = {}
         self._ssl: dict = {}
 
+    def over_limit(self) -> bool:
+        if len(self.connections) + self.backends < self.max_connections:
+            return False
+        self.main_log.log("alert", f"{self.max_connections} worker_connections are not enough")
+        return True
+
     def next_connection(self) -> int:
         return next(self._conn)
 
     def ssl_context(self, server):
-        ctx = self._ssl.get(id(server))
-        if ctx is None:
-            from .tls import build_context
-            ctx = self._ssl[id(server)] = build_context(server)
-        return ctx
+        from .tls import context_for
+        return context_for(server)
 
     def log_for(self, server) -> ErrorLog:
         log = self._logs.get(id(server))

@@ -257,6 +257,24 @@ def build_context(server):
     return ctx
 
 
+_PREBUILT: dict = {}
+
+
+def prebuild(config) -> None:
+    """Build every TLS server's context now (in the master, before privileges drop)."""
+    _PREBUILT.clear()
+    for srv in config.servers:
+        if srv.ssl:
+            _PREBUILT[id(srv)] = build_context(srv)
+
+
+def context_for(server):
+    ctx = _PREBUILT.get(id(server))
+    if ctx is None:
+        ctx = _PREBUILT[id(server)] = build_context(server)
+    return ctx
+
+
 def _ca_names(path: str):
     from cryptography import x509
     from OpenSSL import crypto

@@ -291,3 +291,66 @@ def test_bind_error_in_master_mode(tmp_path, peers):
     assert p.proc.returncode == 1
     assert err == (f"angie-mail: [emerg] bind() to 127.0.0.1:{port} failed "
                    f"(98: Address already in use)\n")
+
+
+def test_worker_connections_limit(tmp_path, peers):
+    auth, backend = peers
+    port = free_port()
+    p = Proxy(tmp_path, mail_block(auth, port), workers=False)
+    text = open(p.conf).read().replace("events {}", "events { worker_connections 3; }")
+    with open(p.conf, "w") as f:
+        f.write(text)
+    p.start()
+    try:
+        held = []
+        for _ in range(3):
+            c = Client(port)
+            assert c.line() == b"+OK POP3 ready\r\n"
+            held.append(c)
+        extra = Client(port)
+        assert extra.closed()
+        assert extra.buf == b""
+        assert "3 worker_connections are not enough" in p.wait_log("not enough")
+        held[0].close()
+        time.sleep(0.3)
+        assert Client(port).line() == b"+OK POP3 ready\r\n"
+    finally:
+        p.stop()
+
+
+def test_user_drops_privileges(tmp_path, peers):
+    if os.geteuid() != 0:
+        pytest.skip("needs root to switch users")   # CI runs as root
+    auth, backend = peers
+    port = free_port()
+    p = start(tmp_path, auth, port, main="worker_processes 1;\nuser nobody nogroup;")
+    try:
+        assert wait_for(lambda: len(children(p.proc.pid)) == 1)
+        pid = children(p.proc.pid)[0][0]
+        owner = subprocess.run(["ps", "-o", "user=", "-p", pid], capture_output=True,
+                               text=True).stdout.strip()
+        assert owner == "nobody"
+        c = Client(port)
+        login(c)
+    finally:
+        p.stop()
+
+
+def test_syslog_target(tmp_path, peers):
+    import socket as so
+    auth, backend = peers
+    rx = so.socket(so.AF_INET, so.SOCK_DGRAM)
+    rx.bind(("127.0.0.1", 0))
+    rx.settimeout(5)
+    port = free_port()
+    block = mail_block(auth, port, extra=f"    error_log syslog:server=127.0.0.1:"
+                                         f"{rx.getsockname()[1]},tag=mailtest info;\n")
+    p = Proxy(tmp_path, block, workers=False)
+    p.start()
+    try:
+        Client(port).line()
+        msg = rx.recv(4096).decode()
+        assert msg.startswith("<190>") and "mailtest: " in msg and "connected to" in msg
+    finally:
+        p.stop()
+        rx.close()
