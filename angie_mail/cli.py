@@ -15,7 +15,6 @@ import os
 import sys
 
 from . import __version__
-from .errors import ConfError
 
 PROG = "angie-mail"
 DEFAULT_CONF = "conf/mail.conf"

@@ -17,7 +17,6 @@ import asyncio
 import hashlib
 import os
 import signal
-import subprocess
 import sys
 
 AUTH_PORT = 18080

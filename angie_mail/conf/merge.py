@@ -20,7 +20,7 @@ from functools import lru_cache
 from ..errors import ConfError
 from ..pop3.capa import pop3_replies
 from .level import Level
-from .model import (Config, Events, LogTarget, Main, Pos, Server, SessionCache)
+from .model import Config, Events, Main, Pos, Server, SessionCache
 from .registry import Ctx, Merge
 
 DEFAULT_PID = "logs/angie-mail.pid"        # under the prefix, as nginx's logs/nginx.pid

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import NamedTuple, Optional
 
-from .url import Addr, Cidr
+from .url import Addr
 
 
 class Pos(NamedTuple):

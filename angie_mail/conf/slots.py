@@ -42,40 +42,23 @@ def path_slot(an, st, lv, d):
     lv.values[d.field] = an.full_name(arg(st), conf_prefix=True)
 
 
-def num_slot(an, st, lv, d):
-    if d.field in lv.values:
-        raise dup(d)
-    n = atoi(arg(st))
-    if n is None:
-        raise Fail(f'"{d.name}" directive invalid number')
-    lv.values[d.field] = n
+def value_slot(parse, message: str):
+    """A scalar parsed by ``parse`` (None: invalid); ``message`` may use {name} and
+    {value}.  nginx checks "is duplicate" before parsing."""
+    def handler(an, st, lv, d):
+        if d.field in lv.values:
+            raise dup(d)
+        v = parse(arg(st))
+        if v is None:
+            raise Fail(message.format(name=d.name, value=arg(st)))
+        lv.values[d.field] = v
+    return handler
 
 
-def size_slot(an, st, lv, d):
-    if d.field in lv.values:
-        raise dup(d)
-    n = parse_size(arg(st))
-    if n is None:
-        raise Fail(f'"{d.name}" directive invalid value')
-    lv.values[d.field] = n
-
-
-def msec_slot(an, st, lv, d):
-    if d.field in lv.values:
-        raise dup(d)
-    n = parse_time(arg(st), False)
-    if n is None:
-        raise Fail(f'"{d.name}" directive invalid value')
-    lv.values[d.field] = n
-
-
-def sec_slot(an, st, lv, d):
-    if d.field in lv.values:
-        raise dup(d)
-    n = parse_time(arg(st), True)
-    if n is None:
-        raise Fail(f'"{d.name}" directive invalid value')
-    lv.values[d.field] = n
+num_slot = value_slot(atoi, '"{name}" directive invalid number')
+size_slot = value_slot(parse_size, '"{name}" directive invalid value')
+msec_slot = value_slot(lambda v: parse_time(v, False), '"{name}" directive invalid value')
+sec_slot = value_slot(lambda v: parse_time(v, True), '"{name}" directive invalid value')
 
 
 def enum_slot(words):

@@ -7,8 +7,6 @@ angie_mail.process.master; this module is the entry point and the single-process
 
 from __future__ import annotations
 
-import os
-import sys
 
 from ..log import StartupLog
 

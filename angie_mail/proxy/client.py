@@ -15,10 +15,9 @@ import socket
 import struct
 
 from ..pop3 import session as pop3
-from ..pop3.backend import (AGAIN, LOGGED_IN, REFUSED, SEND, TOO_LONG,
-                            Pop3BackendLogin)
+from ..pop3.backend import LOGGED_IN, REFUSED, TOO_LONG, Pop3BackendLogin
 from . import auth_http
-from .relay import REFUSED_EOF, BackendConnection
+from .relay import BackendConnection
 
 PREAUTH, AUTHENTICATING, LOGIN, RELAY, CLOSED, HANDSHAKE = range(6)
 # methods for which the client's own password can log in to the backend
@@ -464,16 +463,13 @@ class ClientConnection(asyncio.Protocol):
 
     def close_after_write(self):
         """Close once everything written so far is sent (transport.close flushes)."""
-        if self.phase == CLOSED:
-            return
-        self.phase = CLOSED
-        self.cancel_timer()
-        if self.backend is not None:
-            self.backend.close()
-        self.transport.close()
-        self.rt.connections.discard(self)
+        self._close(abort=False)
 
     def abort(self):
+        """Close now, dropping anything not yet sent."""
+        self._close(abort=True)
+
+    def _close(self, abort: bool):
         if self.phase == CLOSED:
             return
         self.phase = CLOSED
@@ -481,7 +477,7 @@ class ClientConnection(asyncio.Protocol):
         if self.backend is not None:
             self.backend.close()
         if self.transport is not None:
-            self.transport.abort()
+            self.transport.abort() if abort else self.transport.close()
         self.rt.connections.discard(self)
 
     def eof_received(self):

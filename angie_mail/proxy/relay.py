@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 
-from ..pop3.backend import AGAIN, LOGGED_IN, REFUSED, SEND, TOO_LONG
+from ..pop3.backend import AGAIN, SEND
 
 # writes to a socket are buffered up to this before the other side stops being read
 WRITE_HIGH = 1 << 20

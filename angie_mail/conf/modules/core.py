@@ -14,7 +14,7 @@ import pwd
 
 from ..registry import ALL, Args, Ctx, Fail, Merge, row
 from ..slots import (arg, dup, enum_slot, flag_slot, msec_slot, num_slot, path_slot,
-                     str_slot)
+                     str_slot, value_slot)
 from ..url import ptocidr, resolve_host
 from ..values import atoi, cstr
 
@@ -134,13 +134,7 @@ def opaque_block(an, st, lv, d):
     return None, None, None
 
 
-def worker_connections(an, st, lv, d):
-    if d.field in lv.values:
-        raise dup(d)
-    n = atoi(arg(st))
-    if n is None:
-        raise Fail(f'invalid number "{arg(st)}"')
-    lv.values[d.field] = n
+worker_connections = value_slot(atoi, 'invalid number "{value}"')
 
 
 def use(an, st, lv, d):

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from ..registry import ANGIE, EXTENSION, Args, Ctx, Fail, Merge, row
-from ..slots import bitmask_slot, capabilities, dup, arg
-from ..values import parse_size
+from ..registry import EXTENSION, Args, Ctx, Fail, Merge, row
+from ..slots import bitmask_slot, capabilities, size_slot
 
 MS = Ctx.MAIL | Ctx.SERVER
 POP3_BUFFER = 128          # Angie's fixed POP3 line buffer
@@ -16,14 +15,9 @@ def pop3_methods(dialect):
 
 
 def client_buffer(an, st, lv, d):
-    if d.field in lv.values:
-        raise dup(d)
-    n = parse_size(arg(st))
-    if n is None:
-        raise Fail(f'"{d.name}" directive invalid value')
-    if n < 128:
-        raise Fail(f'"{d.name}" directive value is too small, minimum is 128')
-    lv.values[d.field] = n
+    size_slot(an, st, lv, d)
+    if lv.values[d.field] < POP3_BUFFER:
+        raise Fail(f'"{d.name}" directive value is too small, minimum is {POP3_BUFFER}')
 
 
 ROWS = [
@@ -43,4 +37,3 @@ ROWS = [
             "(Angie has a fixed 128 bytes)"),
 ]
 
-assert ANGIE
