@@ -11,9 +11,11 @@ fine), so no HTTP library parses it the same way; see docs/auth_http.md.
 
 from __future__ import annotations
 
-import asyncio
+import errno
+import os
 import re
 import socket
+from functools import lru_cache
 
 from ..conf.url import _inet4, _inet6
 from ..conf.values import atoi
@@ -184,6 +186,16 @@ def interpret(headers, method: str) -> AuthResult:
     return r
 
 
+@lru_cache(maxsize=1024)
+def _ip_literal(text: str):
+    """(family, normalised IP) of an IPv4/IPv6 literal, (0, None) otherwise."""
+    ip = _inet4(text)
+    if ip is not None:
+        return socket.AF_INET, ip
+    ip = _inet6(text)
+    return (socket.AF_INET6, ip) if ip is not None else (0, None)
+
+
 def check_backend(r: AuthResult, has_password: bool):
     """(family, ip, port, "addr:port") of the backend, or raise ResponseError with the
     error-log text (auth_http.md §6.3)."""
@@ -192,11 +204,7 @@ def check_backend(r: AuthResult, has_password: bool):
     if not has_password and r.passwd is None:
         raise ResponseError("did not send password")
     text = r.addr.decode("latin-1")
-    ip = _inet4(text)
-    family = socket.AF_INET
-    if ip is None:
-        ip = _inet6(text)
-        family = socket.AF_INET6
+    family, ip = _ip_literal(text)
     if ip is None:
         raise ResponseError(f'sent invalid server address:"{text}"')
     port_text = r.port.decode("latin-1")
@@ -206,62 +214,106 @@ def check_backend(r: AuthResult, has_password: bool):
     return family, ip, port, f"{text}:{port_text}"
 
 
-class _AuthProtocol(asyncio.Protocol):
-    """One request on one connection: write it, read up to the empty line, close."""
+class AuthExchange:
+    """One request on one fresh connection, driven by event-loop callbacks on a raw
+    non-blocking socket (no transport, task or future: a login costs a handful of
+    system calls).  ``done(headers, error)`` is called once: headers is the list of
+    (name, value), or error is a ResponseError / OSError / TimeoutError."""
 
-    __slots__ = ("request", "fut", "buf", "transport")
+    __slots__ = ("loop", "sock", "fd", "request", "done", "buf", "timer", "finished")
 
-    def __init__(self, request: bytes, fut: asyncio.Future):
+    def __init__(self, loop, request: bytes, done):
+        self.loop = loop
         self.request = request
-        self.fut = fut
+        self.done = done
         self.buf = b""
-        self.transport = None
+        self.sock = None
+        self.fd = -1
+        self.timer = None
+        self.finished = False
 
-    def connection_made(self, transport):
-        self.transport = transport
-        transport.write(self.request)
+    def start(self, addr, timeout_s: float) -> None:
+        self.timer = self.loop.call_later(timeout_s, self._timeout)
+        try:
+            sock = self.sock = socket.socket(addr.family, socket.SOCK_STREAM)
+            sock.setblocking(False)
+            self.fd = sock.fileno()
+            err = sock.connect_ex(addr.sockaddr())
+        except OSError as e:
+            return self._finish(None, e)
+        if err == 0:
+            return self._send()
+        if err not in _IN_PROGRESS:
+            return self._finish(None, OSError(err, os.strerror(err)))
+        self.loop.add_writer(self.fd, self._connected)
 
-    def data_received(self, data):
-        if self.fut.done():
+    def _connected(self):
+        self.loop.remove_writer(self.fd)
+        err = self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        if err:
+            return self._finish(None, OSError(err, os.strerror(err)))
+        self._send()
+
+    def _send(self):
+        try:
+            n = self.sock.send(self.request)
+        except (BlockingIOError, InterruptedError):
+            n = 0
+        except OSError as e:
+            return self._finish(None, e)
+        self.request = self.request[n:]
+        if self.request:
+            self.loop.add_writer(self.fd, self._more)
             return
+        self.loop.add_reader(self.fd, self._readable)
+
+    def _more(self):
+        self.loop.remove_writer(self.fd)
+        self._send()
+
+    def _readable(self):
+        try:
+            data = self.sock.recv(RESPONSE_LIMIT)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        if not data:
+            return self._finish(None, ResponseError("closed"))
         self.buf += data
         try:
             headers, done = parse_headers(self.buf[:RESPONSE_LIMIT])
         except ResponseError as e:
-            self.fut.set_exception(e)
-            self.transport.close()
-            return
+            return self._finish(None, e)
         if done:
-            self.fut.set_result(headers)
-            self.transport.close()
-        elif len(self.buf) >= RESPONSE_LIMIT:
+            return self._finish(headers, None)
+        if len(self.buf) >= RESPONSE_LIMIT:
             # nginx: a full buffer without the header end is a closed connection
-            self.fut.set_exception(ResponseError("closed"))
-            self.transport.close()
+            self._finish(None, ResponseError("closed"))
 
-    def eof_received(self):
-        return False
+    def _timeout(self):
+        self.timer = None
+        self._finish(None, TimeoutError())
 
-    def connection_lost(self, exc):
-        if not self.fut.done():
-            self.fut.set_exception(ResponseError("closed"))
+    def cancel(self) -> None:
+        self.done = None
+        self._finish(None, None)
+
+    def _finish(self, headers, error):
+        if self.finished:
+            return
+        self.finished = True
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        if self.sock is not None:
+            if self.fd >= 0:
+                self.loop.remove_reader(self.fd)
+                self.loop.remove_writer(self.fd)
+            self.sock.close()
+            self.sock = None
+        if self.done is not None:
+            self.done(headers, error)
 
 
-async def query(loop, auth_http, request: bytes, timeout_s: float):
-    """Send one request; the response headers, or raise ResponseError / OSError /
-    asyncio.TimeoutError."""
-    fut = loop.create_future()
-    addr = auth_http.addr
-    proto = _AuthProtocol(request, fut)
-    transport = None
-    try:
-        async with asyncio.timeout(timeout_s):
-            if addr.family == socket.AF_UNIX:
-                transport, _ = await loop.create_unix_connection(lambda: proto, addr.host)
-            else:
-                transport, _ = await loop.create_connection(lambda: proto, addr.host,
-                                                            addr.port)
-            return await fut
-    finally:
-        if transport is not None:
-            transport.close()
+_IN_PROGRESS = (errno.EINPROGRESS, errno.EAGAIN, errno.EWOULDBLOCK)

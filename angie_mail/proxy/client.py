@@ -16,13 +16,15 @@ import struct
 
 from ..pop3 import session as pop3
 from ..pop3.backend import LOGGED_IN, REFUSED, TOO_LONG, Pop3BackendLogin
+from ..log import RANK
 from . import auth_http
-from .relay import BackendConnection
+from .relay import Backend
 
 PREAUTH, AUTHENTICATING, LOGIN, RELAY, CLOSED, HANDSHAKE = range(6)
 # methods for which the client's own password can log in to the backend
 _PASSWORD_METHODS = ("plain", "xoauth2", "oauthbearer")
-_MAX_PENDING = 64 * 1024       # pipelined pre-auth bytes kept before reading pauses
+_MAX_PENDING = 64 * 1024
+INFO = RANK["info"]       # pipelined pre-auth bytes kept before reading pauses
 
 
 def _addr_text(addr) -> str:
@@ -34,6 +36,12 @@ def _addr_text(addr) -> str:
 
 class ClientConnection(asyncio.Protocol):
     """asyncio protocol for one accepted client socket."""
+
+    __slots__ = ("rt", "lsock", "conf", "pre", "transport", "phase", "session", "timer",
+                 "backend", "login", "upstream", "action", "reading", "tls", "tls_info",
+                 "proxy_header", "task", "exchange", "last_activity", "relay_timer",
+                 "relay_timeout", "conn_no", "family", "peer", "_local", "server", "errlog",
+                 "client_ip", "client_port", "auth_request_bytes", "immediate_waits")
 
     def __init__(self, rt, lsock, conf=None, pre=None):
         self.rt = rt
@@ -53,8 +61,10 @@ class ClientConnection(asyncio.Protocol):
         self.tls_info = None
         self.proxy_header = None       # proxy_protocol.Header, when one was read
         self.task = None
+        self.exchange = None           # the auth_http request in flight
         self.last_activity = 0.0
         self.relay_timer = None
+        self._local = None
 
     # --- logging ------------------------------------------------------------------------
 
@@ -73,7 +83,7 @@ class ClientConnection(asyncio.Protocol):
 
     def log(self, level: str, message: str) -> None:
         log = self.errlog
-        if log.enabled(level):
+        if RANK[level] <= log.rank:
             log.log(level, message, self.conn_no, self.context())
 
     def session_log(self, level: str, message: str) -> None:
@@ -86,20 +96,18 @@ class ClientConnection(asyncio.Protocol):
         self.transport = transport
         rt = self.rt
         pre = self.pre
-        sock = transport.get_extra_info("socket")
-        peer = transport.get_extra_info("peername")
-        local = transport.get_extra_info("sockname")
-        self.family = sock.family if sock is not None else socket.AF_INET
-        self.peer_text = _addr_text(peer)
+        peer = self.peer = transport.get_extra_info("peername")
+        self.family = self.lsock.listen.addr.family
         if self.conf is None:
-            local_ip = local[0] if isinstance(local, tuple) else None
-            self.conf = self.lsock.select(local_ip)
+            # the local address is needed only where several addresses share a socket
+            self.conf = self.lsock.select(self.local[0] if self.lsock.addrs else None)
         self.server = srv = self.conf.server
         self.errlog = rt.log_for(srv)
-        self.local = local
         # a unix-socket client is "unix:" for auth_http, as nginx's addr_text
-        self.client_ip = peer[0] if isinstance(peer, tuple) else "unix:"
-        self.client_port = peer[1] if isinstance(peer, tuple) else 0
+        if isinstance(peer, tuple):
+            self.client_ip, self.client_port = peer[0], peer[1]
+        else:
+            self.client_ip, self.client_port = "unix:", 0
         if rt.over_limit():
             self.phase = CLOSED
             transport.abort()
@@ -107,18 +115,24 @@ class ClientConnection(asyncio.Protocol):
         rt.connections.add(self)
         if pre is None:
             self.conn_no = rt.next_connection()
-            if self.errlog.enabled("info"):
+            if self.errlog.rank >= INFO:
                 self.errlog.log("info", f"client {self.peer_text} connected to "
                                         f"{self.conf.addr_text}", self.conn_no)
         else:
             self.conn_no = pre.conn_no
             pre.apply(self)
-        if sock is not None and self.family != socket.AF_UNIX:
-            try:
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            except OSError:
-                pass
         self.start_session()
+
+    @property
+    def peer_text(self) -> str:
+        return _addr_text(self.peer)
+
+    @property
+    def local(self):
+        """Our address of the client connection (getsockname, fetched when needed)."""
+        if self._local is None:
+            self._local = self.transport.get_extra_info("sockname")
+        return self._local
 
     def start_session(self):
         srv = self.server
@@ -153,7 +167,7 @@ class ClientConnection(asyncio.Protocol):
     def data_received(self, data):
         phase = self.phase
         if phase == RELAY:
-            self.backend.transport.write(data)
+            self.backend.write(data)
             self.last_activity = self.rt.loop.time()
             return
         if phase == PREAUTH:
@@ -248,7 +262,11 @@ class ClientConnection(asyncio.Protocol):
             self.transport.pause_reading()
             self.reading = False
         self.action = "in http auth state"
-        self.task = self.rt.loop.create_task(self.authenticate())
+        srv = self.server
+        self.auth_request_bytes = auth_http.build_request(srv.auth_http, self.auth_request(),
+                                                          srv.auth_http_header)
+        self.immediate_waits = 0
+        self.start_auth_request()
 
     def auth_request(self) -> auth_http.AuthRequest:
         s = self.session
@@ -267,117 +285,123 @@ class ClientConnection(asyncio.Protocol):
             extra += self.tls_info.auth_headers(self.server)
         return extra
 
-    async def authenticate(self):
+    def start_auth_request(self):
+        """Send the attempt's request (again, for a WAIT) on a fresh connection."""
+        srv = self.server
+        self.exchange = auth_http.AuthExchange(self.rt.loop, self.auth_request_bytes,
+                                               self.on_auth_response)
+        self.exchange.start(srv.auth_http.addr, srv.auth_http_timeout_ms / 1000.0)
+
+    def on_auth_response(self, headers, error):
+        self.exchange = None
+        if self.phase == CLOSED:
+            return
         srv = self.server
         s = self.session
-        rt = self.rt
-        peer_name = srv.auth_http.addr.text
-        request = auth_http.build_request(srv.auth_http, self.auth_request(),
-                                          srv.auth_http_header)
-        has_password = s.method in _PASSWORD_METHODS
-        immediate_waits = 0
-        while True:
-            try:
-                headers = await auth_http.query(rt.loop, srv.auth_http, request,
-                                                srv.auth_http_timeout_ms / 1000.0)
-            except auth_http.ResponseError as e:
-                if str(e) != "closed":
-                    self.log("error", f"auth http server {peer_name} {e}")
-                else:
+        if error is not None:
+            peer_name = srv.auth_http.addr.text
+            if isinstance(error, auth_http.ResponseError):
+                if str(error) == "closed":
                     self.log("error", f"auth http server {peer_name} closed the connection "
                                       f"prematurely")
-                return self.internal_error()
-            except (asyncio.TimeoutError, TimeoutError):
+                else:
+                    self.log("error", f"auth http server {peer_name} {error}")
+            elif isinstance(error, TimeoutError):
                 self.log("error", f"auth http server {peer_name} timed out")
-                return self.internal_error()
-            except OSError as e:
-                self.log("error", f"connect() failed ({e.errno}: {e.strerror})")
-                return self.internal_error()
-            if self.phase == CLOSED:
-                return
-            r = auth_http.interpret(headers, s.method)
-            if r.error is not None:
-                self.log("info", 'client login failed: "%s"'
-                         % r.error.decode("utf-8", "backslashreplace"))
-                if r.sleep:
-                    await asyncio.sleep(r.sleep)
-                    if self.phase == CLOSED:
-                        return
-                code, out = s.auth_failed(r.error.strip(b" "), r.wait, r.error_sasl)
-                self.transport.write(out)
-                if code == pop3.CLOSE:
-                    self.close_after_write()
-                    return
-                self.phase = PREAUTH
-                self.action = "in auth state"
-                self.arm_timer(srv.timeout_ms)
-                self.resume()
-                self.process()
-                return
-            if r.retry:
-                # Auth-Status: WAIT.  Unlike Angie, a later OK is not taken for WAIT
-                # again, and WAITs without Auth-Wait are paced after a few (docs).
-                delay = r.sleep
-                if not delay:
-                    immediate_waits += 1
-                    delay = 0 if immediate_waits <= 3 else 1
-                if delay:
-                    await asyncio.sleep(delay)
-                if self.phase == CLOSED:
-                    return
-                continue
-            try:
-                family, ip, port, name = auth_http.check_backend(r, has_password)
-            except auth_http.ResponseError as e:
-                self.log("error", f"auth http server {peer_name} {e}")
-                return self.internal_error()
-            login = r.user if r.user is not None else s.login
-            passwd = r.passwd if r.passwd is not None else s.passwd
-            if r.user is not None:
-                self.login = r.user
-            s.passwd = b""
-            return await self.connect_backend(family, ip, port, name, login, passwd)
+            else:
+                self.log("error", f"connect() failed ({error.errno}: {error.strerror})")
+            return self.internal_error()
+        r = auth_http.interpret(headers, s.method)
+        if r.error is not None:
+            self.log("info", 'client login failed: "%s"'
+                     % r.error.decode("utf-8", "backslashreplace"))
+            if r.sleep:
+                self.timer = self.rt.loop.call_later(r.sleep, self.send_auth_error, r)
+            else:
+                self.send_auth_error(r)
+            return
+        if r.retry:
+            # Auth-Status: WAIT.  Unlike Angie, a later OK is not taken for WAIT again,
+            # and WAITs without Auth-Wait are paced after a few (docs/pop3.md).
+            delay = r.sleep
+            if not delay:
+                self.immediate_waits += 1
+                delay = 0 if self.immediate_waits <= 3 else 1
+            self.timer = self.rt.loop.call_later(delay, self.start_auth_request)
+            return
+        try:
+            family, ip, port, name = auth_http.check_backend(
+                r, s.method in _PASSWORD_METHODS)
+        except auth_http.ResponseError as e:
+            self.log("error", f"auth http server {srv.auth_http.addr.text} {e}")
+            return self.internal_error()
+        login = r.user if r.user is not None else s.login
+        passwd = r.passwd if r.passwd is not None else s.passwd
+        if r.user is not None:
+            self.login = r.user
+        s.passwd = b""
+        self.connect_backend(family, ip, port, name, login, passwd)
+
+    def send_auth_error(self, r):
+        """The failure reply, after any Auth-Wait delay (auth_http.md §6)."""
+        self.timer = None
+        if self.phase == CLOSED:
+            return
+        code, out = self.session.auth_failed(r.error.strip(b" "), r.wait, r.error_sasl)
+        self.transport.write(out)
+        if code == pop3.CLOSE:
+            self.close_after_write()
+            return
+        self.phase = PREAUTH
+        self.action = "in auth state"
+        self.arm_timer(self.server.timeout_ms)
+        self.resume()
+        self.process()
 
     # --- backend ----------------------------------------------------------------------------
 
-    async def connect_backend(self, family, ip, port, name, login, passwd):
+    def connect_backend(self, family, ip, port, name, login, passwd):
         srv = self.server
-        rt = self.rt
         self.phase = LOGIN
         self.upstream = name
         self.action = "connecting to upstream"
         machine = Pop3BackendLogin(login, passwd, srv.proxy_buffer)
-        done = rt.loop.create_future()
         header = self.outbound_proxy_header() if srv.proxy_protocol else None
-        backend = BackendConnection(self, machine, done, header)
-        transport = None
-        try:
-            async with asyncio.timeout(srv.timeout_ms / 1000.0):
-                try:
-                    transport, _ = await rt.loop.create_connection(
-                        lambda: backend, ip, port)
-                except OSError as e:
-                    self.log("error", f"connect() failed ({e.errno}: {e.strerror})")
-                    return self.internal_error()
-                self.action = "reading upstream greeting"
-                result, data = await done
-        except (asyncio.TimeoutError, TimeoutError):
-            self.log("info", "upstream timed out")
-            if transport is not None:
-                transport.abort()
-            return self.internal_error()
-        if self.phase == CLOSED:
-            backend.close()
+        self.backend = Backend(self, machine, header)
+        self.timer = self.rt.loop.call_later(srv.timeout_ms / 1000.0, self.on_backend_timeout)
+        self.backend.connect(family, ip, port)
+
+    def backend_connected(self):
+        self.action = "reading upstream greeting"
+
+    def on_backend_timeout(self):
+        self.timer = None
+        if self.phase != LOGIN:
             return
+        self.log("info", "upstream timed out")
+        self.internal_error()
+
+    def backend_failed(self, error: OSError):
+        if self.phase != LOGIN:
+            return
+        if error.errno:
+            self.log("error", f"connect() failed ({error.errno}: {error.strerror})")
+        else:
+            self.log("error", error.strerror)
+        self.internal_error()
+
+    def backend_login_done(self, result, data: bytes):
+        if self.phase != LOGIN:
+            return
+        srv = self.server
+        self.cancel_timer()
         if result == LOGGED_IN:
-            self.start_relay(backend, data)
+            self.start_relay(data)
             return
-        backend.close()
         if result == TOO_LONG:
             self.log("error", 'upstream sent too long response line: "%s"'
                      % data.decode("utf-8", "backslashreplace"))
-            return self.internal_error()
-        if result == REFUSED:
+        elif result == REFUSED:
             text = data[:-2].decode("utf-8", "backslashreplace")
             if srv.proxy_pass_error_message:
                 self.log("info", f'upstream sent invalid response: "{text}"')
@@ -385,16 +409,16 @@ class ClientConnection(asyncio.Protocol):
                 self.close_after_write()
                 return
             self.log("error", f'upstream sent invalid response: "{text}"')
-        return self.internal_error()
+        self.internal_error()
 
     def outbound_proxy_header(self) -> bytes:
         from .proxy_protocol import outbound_header
         return outbound_header(self)
 
-    def start_relay(self, backend, pass_reply: bytes):
+    def start_relay(self, pass_reply: bytes):
         srv = self.server
+        backend = self.backend
         self.phase = RELAY
-        self.backend = backend
         self.action = ""
         self.log("info", "client logged in")
         self.action = "proxying"
@@ -404,7 +428,7 @@ class ClientConnection(asyncio.Protocol):
             self.transport.write(rest)
         pending = self.session.leftover()
         if pending:
-            backend.transport.write(pending)
+            backend.write(pending)
         self.session = _Done
         backend.start_relay()
         loop = self.rt.loop
@@ -474,6 +498,9 @@ class ClientConnection(asyncio.Protocol):
             return
         self.phase = CLOSED
         self.cancel_timer()
+        if self.exchange is not None:
+            self.exchange.cancel()
+            self.exchange = None
         if self.backend is not None:
             self.backend.close()
         if self.transport is not None:
@@ -495,6 +522,9 @@ class ClientConnection(asyncio.Protocol):
                 self.backend.close()
         if self.task is not None and not self.task.done():
             self.task.cancel()
+        if self.exchange is not None:
+            self.exchange.cancel()
+            self.exchange = None
         self.rt.connections.discard(self)
 
     # --- graceful shutdown ---------------------------------------------------------------------

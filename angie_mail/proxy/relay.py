@@ -1,110 +1,220 @@
-"""The backend side of a session: login, then the transparent relay.
+"""The backend side of a session: connect, log in, then the transparent relay.
 
-During login the backend's bytes go to the sans-IO login machine
-(angie_mail.pop3.backend).  After it, every byte is copied as it comes, in both
-directions, with no parsing: the client's bytes are written to the backend in
-ClientConnection.data_received, the backend's to the client here.  Flow control is
-transport back-pressure: when one side's write buffer is full, the other side stops
-being read (``pause_writing``/``resume_writing``), so memory stays bounded and nothing
-is dropped.  The relay ends when either side closes (after what it sent was delivered);
-a half-close is not propagated, as in Angie.
+The backend connection is a raw non-blocking socket driven by event-loop callbacks (no
+transport or coroutine per session).  During login its bytes go to the sans-IO login
+machine (angie_mail.pop3.backend).  After it, every byte is copied as it comes, in both
+directions, with no parsing: the client's bytes arrive in ClientConnection.data_received
+and are sent here; the backend's are read here and written to the client's transport.
+Flow control is back-pressure: when one side cannot take more, the other side stops
+being read, so memory stays bounded and nothing is dropped.  The relay ends when either
+side closes (after what it sent was delivered); a half-close is not propagated, as in
+Angie.
 """
 
 from __future__ import annotations
 
-import asyncio
+import errno
+import os
+import socket
 
 from ..pop3.backend import AGAIN, SEND
 
-# writes to a socket are buffered up to this before the other side stops being read
+# reads from the backend take up to this much at a time (proxy_buffer bounds only the
+# login replies: the relay's chunking is invisible on the wire)
+READ_CHUNK = 256 * 1024
+# buffered client->backend bytes above which the client stops being read
 WRITE_HIGH = 1 << 20
 WRITE_LOW = 1 << 18
+FLUSH_TIMEOUT = 60.0
+_IN_PROGRESS = (errno.EINPROGRESS, errno.EAGAIN, errno.EWOULDBLOCK)
+
+REFUSED_EOF = -1      # the backend closed (or failed) before finishing the login
 
 
-class BackendConnection(asyncio.Protocol):
-    """asyncio protocol of the connection to the backend."""
+class Backend:
+    """One connection to a backend.  The client is told through
+    ``backend_login_done(result, data)``, ``backend_failed(error)``, ``end_relay()``."""
 
-    __slots__ = ("client", "login", "done", "header", "transport", "relaying", "closed",
-                 "reading")
+    __slots__ = ("client", "loop", "login", "header", "sock", "fd", "relaying", "closed",
+                 "reading", "out", "out_size", "flushing")
 
-    def __init__(self, client, login_machine, done: asyncio.Future, header: bytes | None):
+    def __init__(self, client, login_machine, header: bytes | None):
         self.client = client
+        self.loop = client.rt.loop
         self.login = login_machine
-        self.done = done
         self.header = header
-        self.transport = None
+        self.sock = None
+        self.fd = -1
         self.relaying = False
         self.closed = False
-        self.reading = True
+        self.reading = False
+        self.out = []                 # client bytes not yet taken by the backend socket
+        self.out_size = 0
+        self.flushing = False         # closing once ``out`` is sent
 
-    def connection_made(self, transport):
-        self.transport = transport
-        self.client.rt.backends += 1
-        transport.set_write_buffer_limits(WRITE_HIGH, WRITE_LOW)
+    # --- connect and login ------------------------------------------------------------
+
+    def connect(self, family: int, ip: str, port: int) -> None:
+        try:
+            sock = self.sock = socket.socket(family, socket.SOCK_STREAM)
+            sock.setblocking(False)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            self.fd = sock.fileno()
+            self.client.rt.backends += 1
+            err = sock.connect_ex((ip, port))
+        except OSError as e:
+            return self.client.backend_failed(e)
+        if err == 0:
+            return self._connected()
+        if err not in _IN_PROGRESS:
+            return self.client.backend_failed(OSError(err, os.strerror(err)))
+        self.loop.add_writer(self.fd, self._on_connect)
+
+    def _on_connect(self):
+        self.loop.remove_writer(self.fd)
+        err = self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        if err:
+            return self.client.backend_failed(OSError(err, os.strerror(err)))
+        self._connected()
+
+    def _connected(self):
         if self.header is not None:
-            # one PROXY protocol v1 header, before anything is read from the backend
-            transport.write(self.header)
+            # one PROXY protocol v1 header, in one send, before anything is read
+            try:
+                n = self.sock.send(self.header)
+            except OSError:
+                n = 0
+            if n != len(self.header):
+                return self.client.backend_failed(
+                    OSError(0, "could not send PROXY protocol header at once"))
+        self.client.backend_connected()
+        self.reading = True
+        self.loop.add_reader(self.fd, self._on_login_data)
 
-    def data_received(self, data):
-        if self.relaying:
-            self.client.transport.write(data)
+    def _on_login_data(self):
+        try:
+            data = self.sock.recv(65536)
+        except (BlockingIOError, InterruptedError):
             return
-        if self.done.done():
-            return
+        except OSError:
+            data = b""
+        if not data:
+            self.pause_reading()
+            return self.client.backend_login_done(REFUSED_EOF, b"")
         result, out = self.login.feed(data)
         if result == AGAIN:
             return
         if result == SEND:
-            self.transport.write(out)
+            try:
+                n = self.sock.send(out)
+            except OSError:
+                n = 0
+            if n != len(out):           # Angie treats an incomplete send as an error
+                self.pause_reading()
+                return self.client.backend_login_done(REFUSED_EOF, b"")
             return
-        # logged in, refused or too long: the driver takes it from here
-        self.transport.pause_reading()
-        self.reading = False
-        self.done.set_result((result, out))
+        self.pause_reading()            # logged in, refused or too long
+        self.client.backend_login_done(result, out)
 
-    def start_relay(self):
+    # --- relay ---------------------------------------------------------------------------
+
+    def start_relay(self) -> None:
         self.relaying = True
-        self.client.transport.set_write_buffer_limits(WRITE_HIGH, WRITE_LOW)
-        if not self.reading:
-            self.reading = True
-            self.transport.resume_reading()
+        self.resume_reading()
 
-    def pause_reading(self):
+    def _on_relay_data(self):
+        write = self.client.transport.write
+        for _ in range(16):
+            try:
+                data = self.sock.recv(READ_CHUNK)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                data = b""
+            if not data:
+                self.client.end_relay()
+                return
+            write(data)
+            if not self.reading or len(data) < READ_CHUNK:
+                return
+
+    def write(self, data: bytes) -> None:
+        """Client bytes for the backend (relay, and what was pipelined at login)."""
+        if self.closed:
+            return
+        if self.out:
+            self.out.append(data)
+            self.out_size += len(data)
+        else:
+            try:
+                n = self.sock.send(data)
+            except (BlockingIOError, InterruptedError):
+                n = 0
+            except OSError:
+                self.client.end_relay()
+                return
+            if n == len(data):
+                return
+            self.out.append(data[n:])
+            self.out_size += len(data) - n
+            self.loop.add_writer(self.fd, self._on_writable)
+        if self.out_size > WRITE_HIGH:
+            self.client.pause_reading_for_backend()
+
+    def _on_writable(self):
+        while self.out:
+            data = self.out[0]
+            try:
+                n = self.sock.send(data)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                self.out.clear()
+                self.out_size = 0
+                break
+            self.out_size -= n
+            if n < len(data):
+                self.out[0] = data[n:]
+                return
+            self.out.pop(0)
+        self.loop.remove_writer(self.fd)
+        if self.flushing:
+            self._close_now()
+            return
+        if self.out_size < WRITE_LOW:
+            self.client.resume_reading_for_backend()
+
+    def pause_reading(self) -> None:
         if self.reading and not self.closed:
             self.reading = False
-            self.transport.pause_reading()
+            self.loop.remove_reader(self.fd)
 
-    def resume_reading(self):
+    def resume_reading(self) -> None:
         if not self.reading and not self.closed:
             self.reading = True
-            self.transport.resume_reading()
+            self.loop.add_reader(self.fd, self._on_relay_data if self.relaying
+                                 else self._on_login_data)
 
-    def pause_writing(self):
-        self.client.pause_reading_for_backend()
+    def close(self) -> None:
+        """Close, after sending what the client already sent (nothing relayed is lost)."""
+        if self.closed or self.flushing:
+            return
+        self.pause_reading()
+        if self.out:
+            self.flushing = True
+            # a backend that never takes the rest must not keep the socket forever
+            self.loop.call_later(FLUSH_TIMEOUT, self._close_now)
+            return
+        self._close_now()
 
-    def resume_writing(self):
-        self.client.resume_reading_for_backend()
-
-    def eof_received(self):
-        if self.relaying:
-            self.client.end_relay()
-        elif not self.done.done():
-            self.done.set_result((REFUSED_EOF, b""))
-        return False
-
-    def connection_lost(self, exc):
+    def _close_now(self) -> None:
+        if self.closed:
+            return
         self.closed = True
-        self.client.rt.backends -= 1
-        if self.relaying:
-            self.client.end_relay()
-        elif not self.done.done():
-            self.done.set_result((REFUSED_EOF, b""))
-
-    def close(self):
-        if not self.closed:
-            self.closed = True
-            if self.transport is not None:
-                self.transport.close()
-
-
-REFUSED_EOF = -1      # the backend closed (or failed) before finishing the login
+        if self.sock is not None:
+            if self.fd >= 0:
+                self.loop.remove_reader(self.fd)
+                self.loop.remove_writer(self.fd)
+                self.client.rt.backends -= 1
+            self.sock.close()
+            self.sock = None
