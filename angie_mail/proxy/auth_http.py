@@ -241,11 +241,22 @@ class AuthExchange:
             err = sock.connect_ex(addr.sockaddr())
         except OSError as e:
             return self._finish(None, e)
-        if err == 0:
-            return self._send()
-        if err not in _IN_PROGRESS:
+        if err not in (0,) + _IN_PROGRESS:
             return self._finish(None, OSError(err, os.strerror(err)))
-        self.loop.add_writer(self.fd, self._connected)
+        # on loopback the handshake is usually over already: try to send at once and
+        # wait for writability only if the socket is not connected yet
+        try:
+            n = sock.send(self.request)
+        except (BlockingIOError, InterruptedError, OSError) as e:
+            if isinstance(e, OSError) and e.errno not in _NOT_YET:
+                return self._finish(None, e)
+            self.loop.add_writer(self.fd, self._connected)
+            return
+        self.request = self.request[n:]
+        if self.request:
+            self.loop.add_writer(self.fd, self._more)
+            return
+        self.loop.add_reader(self.fd, self._readable)
 
     def _connected(self):
         self.loop.remove_writer(self.fd)
@@ -317,3 +328,4 @@ class AuthExchange:
 
 
 _IN_PROGRESS = (errno.EINPROGRESS, errno.EAGAIN, errno.EWOULDBLOCK)
+_NOT_YET = _IN_PROGRESS + (errno.ENOTCONN, errno.EINTR)

@@ -385,6 +385,7 @@ class ClientConnection(asyncio.Protocol):
         if self.phase != LOGIN:
             return
         if error.errno:
+            self.action = "connecting to upstream"
             self.log("error", f"connect() failed ({error.errno}: {error.strerror})")
         else:
             self.log("error", error.strerror)

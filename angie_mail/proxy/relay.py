@@ -17,7 +17,7 @@ import errno
 import os
 import socket
 
-from ..pop3.backend import AGAIN, SEND
+from ..pop3.backend import AGAIN, GREETING, LOGGED_IN, SEND
 
 # reads from the backend take up to this much at a time (proxy_buffer bounds only the
 # login replies: the relay's chunking is invisible on the wire)
@@ -64,10 +64,12 @@ class Backend:
             err = sock.connect_ex((ip, port))
         except OSError as e:
             return self.client.backend_failed(e)
-        if err == 0:
-            return self._connected()
-        if err not in _IN_PROGRESS:
+        if err not in (0,) + _IN_PROGRESS:
             return self.client.backend_failed(OSError(err, os.strerror(err)))
+        if err == 0 or self.header is None:
+            # nothing to send first: readability means the greeting (or the error of a
+            # failed connect, which recv reports)
+            return self._connected()
         self.loop.add_writer(self.fd, self._on_connect)
 
     def _on_connect(self):
@@ -89,14 +91,23 @@ class Backend:
                     OSError(0, "could not send PROXY protocol header at once"))
         self.client.backend_connected()
         self.reading = True
-        self.loop.add_reader(self.fd, self._on_login_data)
+        self.loop.add_reader(self.fd, self._on_data)
+
+    def _on_data(self):
+        if self.relaying:
+            self._on_relay_data()
+        else:
+            self._on_login_data()
 
     def _on_login_data(self):
         try:
             data = self.sock.recv(65536)
         except (BlockingIOError, InterruptedError):
             return
-        except OSError:
+        except OSError as e:
+            if self.login.state == GREETING and not self.login.buf:
+                self.pause_reading()            # the connect itself failed
+                return self.client.backend_failed(e)
             data = b""
         if not data:
             self.pause_reading()
@@ -113,7 +124,10 @@ class Backend:
                 self.pause_reading()
                 return self.client.backend_login_done(REFUSED_EOF, b"")
             return
-        self.pause_reading()            # logged in, refused or too long
+        if result != LOGGED_IN:
+            self.pause_reading()        # refused or too long: the session ends
+        else:
+            self.relaying = True        # keep the reader: the relay starts right away
         self.client.backend_login_done(result, out)
 
     # --- relay ---------------------------------------------------------------------------
@@ -192,8 +206,7 @@ class Backend:
     def resume_reading(self) -> None:
         if not self.reading and not self.closed:
             self.reading = True
-            self.loop.add_reader(self.fd, self._on_relay_data if self.relaying
-                                 else self._on_login_data)
+            self.loop.add_reader(self.fd, self._on_data)
 
     def close(self) -> None:
         """Close, after sending what the client already sent (nothing relayed is lost)."""
