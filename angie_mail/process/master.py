@@ -18,12 +18,15 @@ from . import pidfile
 
 
 def new_event_loop():
-    """uvloop's loop when installed (faster I/O), asyncio's otherwise."""
-    try:
-        import uvloop
-        return uvloop.new_event_loop()
-    except ImportError:
-        return asyncio.new_event_loop()
+    """uvloop's loop when installed (faster I/O), asyncio's otherwise
+    (ANGIE_MAIL_EVENT_LOOP=asyncio forces asyncio's, for comparisons)."""
+    if os.environ.get("ANGIE_MAIL_EVENT_LOOP") != "asyncio":
+        try:
+            import uvloop
+            return uvloop.new_event_loop()
+        except ImportError:
+            pass
+    return asyncio.new_event_loop()
 
 
 def prepare(config, o, startup: StartupLog) -> bool:

@@ -235,8 +235,9 @@ class AuthExchange:
     def start(self, addr, timeout_s: float) -> None:
         self.timer = self.loop.call_later(timeout_s, self._timeout)
         try:
-            sock = self.sock = socket.socket(addr.family, socket.SOCK_STREAM)
-            sock.setblocking(False)
+            sock = self.sock = socket.socket(addr.family, _STREAM_NONBLOCK)
+            if not _STREAM_NONBLOCK & getattr(socket, "SOCK_NONBLOCK", 0):
+                sock.setblocking(False)
             self.fd = sock.fileno()
             err = sock.connect_ex(addr.sockaddr())
         except OSError as e:
@@ -327,5 +328,7 @@ class AuthExchange:
             self.done(headers, error)
 
 
+# non-blocking from creation: one system call less than setblocking(False)
+_STREAM_NONBLOCK = socket.SOCK_STREAM | getattr(socket, "SOCK_NONBLOCK", 0)
 _IN_PROGRESS = (errno.EINPROGRESS, errno.EAGAIN, errno.EWOULDBLOCK)
 _NOT_YET = _IN_PROGRESS + (errno.ENOTCONN, errno.EINTR)

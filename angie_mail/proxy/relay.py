@@ -26,6 +26,8 @@ READ_CHUNK = 256 * 1024
 WRITE_HIGH = 1 << 20
 WRITE_LOW = 1 << 18
 FLUSH_TIMEOUT = 60.0
+# non-blocking from creation: one system call less than setblocking(False)
+_STREAM_NONBLOCK = socket.SOCK_STREAM | getattr(socket, "SOCK_NONBLOCK", 0)
 _IN_PROGRESS = (errno.EINPROGRESS, errno.EAGAIN, errno.EWOULDBLOCK)
 
 REFUSED_EOF = -1      # the backend closed (or failed) before finishing the login
@@ -56,8 +58,9 @@ class Backend:
 
     def connect(self, family: int, ip: str, port: int) -> None:
         try:
-            sock = self.sock = socket.socket(family, socket.SOCK_STREAM)
-            sock.setblocking(False)
+            sock = self.sock = socket.socket(family, _STREAM_NONBLOCK)
+            if not _STREAM_NONBLOCK & getattr(socket, "SOCK_NONBLOCK", 0):
+                sock.setblocking(False)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             self.fd = sock.fileno()
             self.client.rt.backends += 1
