@@ -5,15 +5,14 @@ from __future__ import annotations
 
 import ipaddress
 import socket
-from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from .values import atoi
 
 UNIX_PATH_MAX = 108      # sizeof(sun_path) on Linux
 
 
-@dataclass(frozen=True)
-class Addr:
+class Addr(NamedTuple):
     """One socket address: family, host (IP text or unix path), port, and the text nginx
     prints for it (``127.0.0.1:110``, ``[::1]:110``, ``unix:/path``)."""
     family: int
@@ -31,18 +30,22 @@ class Addr:
         return (self.host, self.port)
 
 
-@dataclass
 class Url:
-    url: str
-    host: str = ""
-    port: int = 0
-    last_port: int = 0
-    no_port: bool = False
-    uri: str = ""
-    family: int = socket.AF_INET
-    wildcard: bool = False
-    addrs: list = field(default_factory=list)
-    err: str | None = None
+    """What ngx_parse_url found (mutable while parsing)."""
+    __slots__ = ("url", "host", "port", "last_port", "no_port", "uri", "family",
+                 "wildcard", "addrs", "err")
+
+    def __init__(self, url: str):
+        self.url = url
+        self.host = ""
+        self.port = 0
+        self.last_port = 0
+        self.no_port = False
+        self.uri = ""
+        self.family = socket.AF_INET
+        self.wildcard = False
+        self.addrs: list = []
+        self.err: str | None = None
 
 
 def addr_text(family: int, host: str, port: int) -> str:
@@ -275,8 +278,7 @@ def _parse_inet6(u: Url, listen, uri_part, default_port) -> Url:
     return u
 
 
-@dataclass(frozen=True)
-class Cidr:
+class Cidr(NamedTuple):
     """A trusted network for set_real_ip_from (family AF_UNIX for ``unix:``)."""
     family: int
     network: object = None       # ipaddress.IPv4Network / IPv6Network
