@@ -11,14 +11,13 @@ fine), so no HTTP library parses it the same way; see docs/auth_http.md.
 
 from __future__ import annotations
 
-import errno
-import os
 import re
 import socket
 from functools import lru_cache
 
 from ..conf.url import _inet4, _inet6
 from ..conf.values import atoi
+from .netio import NOT_CONNECTED_YET, connect_error, start_connect
 
 RESPONSE_LIMIT = 1024
 _ESCAPE_TABLE = {b: f"%{b:02X}".encode() for b in list(range(0x21)) + [0x25]}
@@ -234,22 +233,18 @@ class AuthExchange:
 
     def start(self, addr, timeout_s: float) -> None:
         self.timer = self.loop.call_later(timeout_s, self._timeout)
-        try:
-            sock = self.sock = socket.socket(addr.family, _STREAM_NONBLOCK)
-            if not _STREAM_NONBLOCK & getattr(socket, "SOCK_NONBLOCK", 0):
-                sock.setblocking(False)
+        sock, error = start_connect(addr.family, addr.sockaddr())
+        self.sock = sock
+        if sock is not None:
             self.fd = sock.fileno()
-            err = sock.connect_ex(addr.sockaddr())
-        except OSError as e:
-            return self._finish(None, e)
-        if err not in (0,) + _IN_PROGRESS:
-            return self._finish(None, OSError(err, os.strerror(err)))
+        if error is not None:
+            return self._finish(None, error)
         # on loopback the handshake is usually over already: try to send at once and
         # wait for writability only if the socket is not connected yet
         try:
             n = sock.send(self.request)
         except (BlockingIOError, InterruptedError, OSError) as e:
-            if isinstance(e, OSError) and e.errno not in _NOT_YET:
+            if isinstance(e, OSError) and e.errno not in NOT_CONNECTED_YET:
                 return self._finish(None, e)
             self.loop.add_writer(self.fd, self._connected)
             return
@@ -261,9 +256,9 @@ class AuthExchange:
 
     def _connected(self):
         self.loop.remove_writer(self.fd)
-        err = self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-        if err:
-            return self._finish(None, OSError(err, os.strerror(err)))
+        error = connect_error(self.sock)
+        if error is not None:
+            return self._finish(None, error)
         self._send()
 
     def _send(self):
@@ -327,8 +322,3 @@ class AuthExchange:
         if self.done is not None:
             self.done(headers, error)
 
-
-# non-blocking from creation: one system call less than setblocking(False)
-_STREAM_NONBLOCK = socket.SOCK_STREAM | getattr(socket, "SOCK_NONBLOCK", 0)
-_IN_PROGRESS = (errno.EINPROGRESS, errno.EAGAIN, errno.EWOULDBLOCK)
-_NOT_YET = _IN_PROGRESS + (errno.ENOTCONN, errno.EINTR)

@@ -13,11 +13,8 @@ Angie.
 
 from __future__ import annotations
 
-import errno
-import os
-import socket
-
 from ..pop3.backend import AGAIN, GREETING, LOGGED_IN, SEND
+from .netio import connect_error, start_connect
 
 # reads from the backend take up to this much at a time (proxy_buffer bounds only the
 # login replies: the relay's chunking is invisible on the wire)
@@ -26,9 +23,6 @@ READ_CHUNK = 256 * 1024
 WRITE_HIGH = 1 << 20
 WRITE_LOW = 1 << 18
 FLUSH_TIMEOUT = 60.0
-# non-blocking from creation: one system call less than setblocking(False)
-_STREAM_NONBLOCK = socket.SOCK_STREAM | getattr(socket, "SOCK_NONBLOCK", 0)
-_IN_PROGRESS = (errno.EINPROGRESS, errno.EAGAIN, errno.EWOULDBLOCK)
 
 REFUSED_EOF = -1      # the backend closed (or failed) before finishing the login
 
@@ -57,19 +51,14 @@ class Backend:
     # --- connect and login ------------------------------------------------------------
 
     def connect(self, family: int, ip: str, port: int) -> None:
-        try:
-            sock = self.sock = socket.socket(family, _STREAM_NONBLOCK)
-            if not _STREAM_NONBLOCK & getattr(socket, "SOCK_NONBLOCK", 0):
-                sock.setblocking(False)
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock, error = start_connect(family, (ip, port), nodelay=True)
+        self.sock = sock
+        if sock is not None:
             self.fd = sock.fileno()
             self.client.rt.backends += 1
-            err = sock.connect_ex((ip, port))
-        except OSError as e:
-            return self.client.backend_failed(e)
-        if err not in (0,) + _IN_PROGRESS:
-            return self.client.backend_failed(OSError(err, os.strerror(err)))
-        if err == 0 or self.header is None:
+        if error is not None:
+            return self.client.backend_failed(error)
+        if self.header is None:
             # nothing to send first: readability means the greeting (or the error of a
             # failed connect, which recv reports)
             return self._connected()
@@ -77,9 +66,9 @@ class Backend:
 
     def _on_connect(self):
         self.loop.remove_writer(self.fd)
-        err = self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-        if err:
-            return self.client.backend_failed(OSError(err, os.strerror(err)))
+        error = connect_error(self.sock)
+        if error is not None:
+            return self.client.backend_failed(error)
         self._connected()
 
     def _connected(self):
