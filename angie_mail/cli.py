@@ -206,7 +206,7 @@ def version_text(full: bool) -> str:
             "TLS SNI support enabled",
             "dialects: angie-mail (default), angie, nginx (1.22)",
             "mail protocols: pop3 (proxy); imap, smtp (configuration only)",
-            "extensions (dialect angie-mail): pop3_client_buffer",
+            "extensions (dialect angie-mail): pop3_client_buffer, auth_http_keepalive",
         ]
     return "\n".join(lines) + "\n"
 

@@ -214,6 +214,7 @@ def _server(an, srv: Level, v: dict, main: Main) -> Server:
         auth_http_timeout_ms=v["auth_http_timeout"],
         auth_http_header=_tuple(v["auth_http_header"]),
         auth_http_pass_client_cert=v["auth_http_pass_client_cert"],
+        auth_http_keepalive=v.get("auth_http_keepalive", 0),
         proxy=v["proxy"],
         proxy_buffer=v["proxy_buffer"],
         proxy_timeout_ms=v["proxy_timeout"],

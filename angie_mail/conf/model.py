@@ -103,6 +103,7 @@ class Server(NamedTuple):
     auth_http_timeout_ms: int
     auth_http_header: tuple            # ((name, value), ...)
     auth_http_pass_client_cert: bool
+    auth_http_keepalive: int
     # proxy
     proxy: bool
     proxy_buffer: int

@@ -48,10 +48,12 @@ class AuthRequest:
         self.extra = extra
 
 
-def build_request(auth_http, req: AuthRequest, headers=()) -> bytes:
-    """The exact request of auth_http.md §3."""
+def build_request(auth_http, req: AuthRequest, headers=(), keepalive: bool = False) -> bytes:
+    """The exact request of auth_http.md §3; with ``keepalive`` (the angie-mail
+    extension auth_http_keepalive) a "Connection: keep-alive" line follows Host."""
     lines = [b"GET ", auth_http.uri.encode("utf-8", "surrogateescape"), b" HTTP/1.0\r\n",
              b"Host: ", auth_http.host_header.encode("utf-8", "surrogateescape"), b"\r\n",
+             b"Connection: keep-alive\r\n" if keepalive else b"",
              b"Auth-Method: ", req.method.encode(), b"\r\n",
              b"Auth-User: ", escape(req.login), b"\r\n",
              b"Auth-Pass: ", escape(req.passwd), b"\r\n"]
@@ -213,30 +215,170 @@ def check_backend(r: AuthResult, has_password: bool):
     return family, ip, port, f"{text}:{port_text}"
 
 
+class AuthConnection:
+    """One socket to the auth server.  Its reader stays registered for the socket's
+    life and forwards to the exchange in progress; while the connection waits idle in
+    a pool, readability means the server closed it (or sent something unasked), and
+    the connection is dropped."""
+
+    __slots__ = ("loop", "sock", "fd", "exchange", "pool")
+
+    def __init__(self, loop, sock, pool=None):
+        self.loop = loop
+        self.sock = sock
+        self.fd = sock.fileno()
+        self.exchange = None
+        self.pool = pool
+
+    def watch(self):
+        self.loop.add_reader(self.fd, self._readable)
+
+    def _readable(self):
+        ex = self.exchange
+        if ex is not None:
+            ex._readable()
+        else:
+            if self.pool is not None:
+                self.pool.discard(self)
+            self.close()
+
+    def close(self):
+        sock = self.sock
+        if sock is not None:
+            self.sock = None
+            self.exchange = None
+            self.loop.remove_reader(self.fd)
+            self.loop.remove_writer(self.fd)
+            sock.close()
+
+
+class AuthPool:
+    """Idle keep-alive connections to one auth server, per worker (the angie-mail
+    extension ``auth_http_keepalive``: Angie opens a connection per request)."""
+
+    __slots__ = ("idle", "limit")
+
+    def __init__(self, limit: int):
+        self.idle: list = []
+        self.limit = limit
+
+    def get(self):
+        idle = self.idle
+        while idle:
+            conn = idle.pop()              # the most recently used one
+            if conn.sock is not None:
+                return conn
+        return None
+
+    def put(self, conn) -> None:
+        if len(self.idle) >= self.limit:
+            conn.close()
+            return
+        conn.exchange = None
+        self.idle.append(conn)
+
+    def discard(self, conn) -> None:
+        try:
+            self.idle.remove(conn)
+        except ValueError:
+            pass
+
+    def close(self) -> None:
+        idle, self.idle = self.idle, []
+        for conn in idle:
+            conn.close()
+
+
+def _reusable(data: bytes, headers) -> bool:
+    """True when the response in ``data`` is complete and the connection may carry
+    another request: an HTTP/1.x status line, keep-alive by version or header, no
+    Transfer-Encoding, a body of known length fully received and nothing after it."""
+    if not data.startswith(b"HTTP/1."):
+        return False
+    status = data[9:12]
+    keep = data[7:8] == b"1"               # HTTP/1.1 keeps alive unless told to close
+    length = None
+    for name, value in headers:
+        if name == b"connection":
+            v = value.lower()
+            if v == b"close":
+                return False
+            if v == b"keep-alive":
+                keep = True
+        elif name == b"content-length":
+            length = atoi(value.decode("latin-1"))
+            if length is None:
+                return False
+        elif name == b"transfer-encoding":
+            return False
+    if not keep:
+        return False
+    if status in (b"204", b"304") or status[:1] == b"1":
+        length = 0
+    elif length is None:
+        return False
+    lf2 = data.find(b"\n\n")
+    crlf2 = data.find(b"\n\r\n")
+    if lf2 < 0 or 0 <= crlf2 < lf2:
+        end = crlf2 + 3
+    else:
+        end = lf2 + 2
+    return len(data) == end + length
+
+
+_RETRY_ON_REUSE = (ConnectionResetError, BrokenPipeError, ConnectionAbortedError)
+
+
 class AuthExchange:
-    """One request on one fresh connection, driven by event-loop callbacks on a raw
-    non-blocking socket (no transport, task or future: a login costs a handful of
-    system calls).  ``done(headers, error)`` is called once: headers is the list of
-    (name, value), or error is a ResponseError / OSError / TimeoutError."""
+    """One request, driven by event-loop callbacks on a raw non-blocking socket (no
+    transport, task or future: a login costs a handful of system calls).  The socket
+    is a fresh connection, or with ``pool`` an idle keep-alive one, returned to the
+    pool when the response allows it.  A reused connection that turns out to be closed
+    before any byte of the response arrives is replaced by a fresh one, once.
+    ``done(headers, error)`` is called once: headers is the list of (name, value), or
+    error is a ResponseError / OSError / TimeoutError."""
 
-    __slots__ = ("loop", "sock", "fd", "request", "done", "buf", "timer", "finished")
+    __slots__ = ("loop", "conn", "sock", "fd", "request", "sent", "done", "buf", "timer",
+                 "finished", "pool", "addr", "reused")
 
-    def __init__(self, loop, request: bytes, done):
+    def __init__(self, loop, request: bytes, done, pool=None):
         self.loop = loop
         self.request = request
+        self.sent = 0
         self.done = done
         self.buf = b""
+        self.conn = None
         self.sock = None
         self.fd = -1
         self.timer = None
         self.finished = False
+        self.pool = pool
+        self.addr = None
+        self.reused = False
 
     def start(self, addr, timeout_s: float) -> None:
         self.timer = self.loop.call_later(timeout_s, self._timeout)
+        self.addr = addr
+        pool = self.pool
+        if pool is not None:
+            conn = pool.get()
+            if conn is not None:
+                self.reused = True
+                self._attach(conn)
+                return self._send()
+        self._connect()
+
+    def _attach(self, conn):
+        conn.exchange = self
+        self.conn = conn
+        self.sock = conn.sock
+        self.fd = conn.fd
+
+    def _connect(self):
+        addr = self.addr
         sock, error = start_connect(addr.family, addr.sockaddr())
-        self.sock = sock
         if sock is not None:
-            self.fd = sock.fileno()
+            self._attach(AuthConnection(self.loop, sock, self.pool))
         if error is not None:
             return self._finish(None, error)
         # on loopback the handshake is usually over already: try to send at once and
@@ -248,11 +390,24 @@ class AuthExchange:
                 return self._finish(None, e)
             self.loop.add_writer(self.fd, self._connected)
             return
-        self.request = self.request[n:]
-        if self.request:
+        self._sent(n)
+
+    def _retry_fresh(self) -> None:
+        """The reused connection was closed by the server: start over on a new one."""
+        self.reused = False
+        self.conn.close()
+        self.conn = self.sock = None
+        self.fd = -1
+        self.sent = 0
+        self.buf = b""
+        self._connect()
+
+    def _sent(self, n: int):
+        self.sent += n
+        if self.sent < len(self.request):
             self.loop.add_writer(self.fd, self._more)
-            return
-        self.loop.add_reader(self.fd, self._readable)
+        elif not self.reused:
+            self.conn.watch()                  # a pooled connection is watched already
 
     def _connected(self):
         self.loop.remove_writer(self.fd)
@@ -263,16 +418,14 @@ class AuthExchange:
 
     def _send(self):
         try:
-            n = self.sock.send(self.request)
+            n = self.sock.send(self.request[self.sent:] if self.sent else self.request)
         except (BlockingIOError, InterruptedError):
             n = 0
         except OSError as e:
+            if self.reused and isinstance(e, _RETRY_ON_REUSE):
+                return self._retry_fresh()
             return self._finish(None, e)
-        self.request = self.request[n:]
-        if self.request:
-            self.loop.add_writer(self.fd, self._more)
-            return
-        self.loop.add_reader(self.fd, self._readable)
+        self._sent(n)
 
     def _more(self):
         self.loop.remove_writer(self.fd)
@@ -283,9 +436,13 @@ class AuthExchange:
             data = self.sock.recv(RESPONSE_LIMIT)
         except (BlockingIOError, InterruptedError):
             return
-        except OSError:
+        except OSError as e:
+            if self.reused and not self.buf and isinstance(e, _RETRY_ON_REUSE):
+                return self._retry_fresh()
             data = b""
         if not data:
+            if self.reused and not self.buf:
+                return self._retry_fresh()
             return self._finish(None, ResponseError("closed"))
         self.buf += data
         try:
@@ -313,12 +470,14 @@ class AuthExchange:
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
-        if self.sock is not None:
-            if self.fd >= 0:
-                self.loop.remove_reader(self.fd)
-                self.loop.remove_writer(self.fd)
-            self.sock.close()
-            self.sock = None
+        conn = self.conn
+        if conn is not None:
+            self.conn = self.sock = None
+            pool = self.pool
+            if (pool is not None and headers is not None and self.sent == len(self.request)
+                    and _reusable(self.buf, headers)):
+                pool.put(conn)
+            else:
+                conn.close()
         if self.done is not None:
             self.done(headers, error)
-

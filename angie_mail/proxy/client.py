@@ -264,7 +264,8 @@ class ClientConnection(asyncio.Protocol):
         self.action = "in http auth state"
         srv = self.server
         self.auth_request_bytes = auth_http.build_request(srv.auth_http, self.auth_request(),
-                                                          srv.auth_http_header)
+                                                          srv.auth_http_header,
+                                                          srv.auth_http_keepalive > 0)
         self.immediate_waits = 0
         self.start_auth_request()
 
@@ -286,10 +287,12 @@ class ClientConnection(asyncio.Protocol):
         return extra
 
     def start_auth_request(self):
-        """Send the attempt's request (again, for a WAIT) on a fresh connection."""
+        """Send the attempt's request (again, for a WAIT): on a fresh connection, or
+        on an idle one with auth_http_keepalive."""
         srv = self.server
+        pool = self.rt.auth_pool(srv) if srv.auth_http_keepalive else None
         self.exchange = auth_http.AuthExchange(self.rt.loop, self.auth_request_bytes,
-                                               self.on_auth_response)
+                                               self.on_auth_response, pool)
         self.exchange.start(srv.auth_http.addr, srv.auth_http_timeout_ms / 1000.0)
 
     def on_auth_response(self, headers, error):

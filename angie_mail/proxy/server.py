@@ -29,6 +29,7 @@ class Runtime:
         self._conn = itertools.count(1)
         self._logs: dict = {}
         self._ssl: dict = {}
+        self._auth_pools: dict = {}      # auth_http_keepalive: address -> AuthPool
 
     def over_limit(self) -> bool:
         if len(self.connections) + self.backends < self.max_connections:
@@ -38,6 +39,23 @@ class Runtime:
 
     def next_connection(self) -> int:
         return next(self._conn)
+
+    def auth_pool(self, server):
+        """The pool of idle connections to the server's auth_http address (servers that
+        share the address share the pool; the largest auth_http_keepalive wins)."""
+        addr = server.auth_http.addr
+        key = (addr.family, addr.sockaddr())
+        pool = self._auth_pools.get(key)
+        if pool is None:
+            from .auth_http import AuthPool
+            pool = self._auth_pools[key] = AuthPool(server.auth_http_keepalive)
+        elif pool.limit < server.auth_http_keepalive:
+            pool.limit = server.auth_http_keepalive
+        return pool
+
+    def close_auth_pools(self) -> None:
+        for pool in self._auth_pools.values():
+            pool.close()
 
     def ssl_context(self, server):
         from .tls import context_for
@@ -79,9 +97,11 @@ class Runtime:
                     c.shutdown()
                 break
             await asyncio.sleep(0.05)
+        self.close_auth_pools()
 
     def stop(self) -> None:
         """Close everything now."""
         self.stop_accepting()
         for c in list(self.connections):
             c.abort()
+        self.close_auth_pools()

@@ -163,6 +163,16 @@ def test_extension_only_in_angie_mail_dialect():
         'unknown directive "pop3_client_buffer" in t.conf:6'
     assert server_err("pop3_client_buffer 100;") == \
         '"pop3_client_buffer" directive value is too small, minimum is 128 in t.conf:6'
+    assert server("auth_http_keepalive 16;").auth_http_keepalive == 16
+    assert server("").auth_http_keepalive == 0
+    assert server_err("auth_http_keepalive 16;", dialect="angie") == \
+        'unknown directive "auth_http_keepalive" in t.conf:6'
+    assert server_err("auth_http_keepalive 16;", dialect="nginx") == \
+        'unknown directive "auth_http_keepalive" in t.conf:6'
+    assert server_err("auth_http_keepalive many;") == \
+        '"auth_http_keepalive" directive invalid number in t.conf:6'
+    assert server_err("auth_http_keepalive 1 2;") == \
+        'invalid number of arguments in "auth_http_keepalive" directive in t.conf:6'
 
 
 def test_listen_parameters_angie():

@@ -62,38 +62,51 @@ def fail_response(text: bytes = b"Invalid login or password", wait: int | None =
 
 class AuthServer:
     """auth_http server: ``handler(request) -> bytes`` (the raw response), or a tuple
-    ("sleep", seconds, bytes), or "close" to close without answering."""
+    ("sleep", seconds, bytes), or "close" to close without answering.
 
-    def __init__(self, handler=None):
+    With ``keepalive`` a connection carries further requests after a response, until
+    a response says "Connection: close" or the client closes; ``connections`` counts
+    the connections accepted and ``request.conn`` tells which one carried a request."""
+
+    def __init__(self, handler=None, keepalive: bool = False):
         self.requests: list = []
         self.handler = handler
+        self.keepalive = keepalive
+        self.connections = 0
         self.port = free_port()
         outer = self
 
         class H(socketserver.BaseRequestHandler):
             def handle(self):
+                outer.connections += 1
+                conn_id = outer.connections
                 data = b""
                 self.request.settimeout(10)
-                try:
-                    while b"\r\n\r\n" not in data:
-                        chunk = self.request.recv(65536)
-                        if not chunk:
-                            return
-                        data += chunk
-                except OSError:
-                    return
-                req = AuthRequest(data)
-                outer.requests.append(req)
-                resp = outer.handler(req) if outer.handler else b""
-                if resp == "close":
-                    return
-                if isinstance(resp, tuple) and resp[0] == "sleep":
-                    time.sleep(resp[1])
-                    resp = resp[2]
-                try:
-                    self.request.sendall(resp)
-                except OSError:
-                    pass
+                while True:
+                    try:
+                        while b"\r\n\r\n" not in data:
+                            chunk = self.request.recv(65536)
+                            if not chunk:
+                                return
+                            data += chunk
+                    except OSError:
+                        return
+                    raw, _, data = data.partition(b"\r\n\r\n")
+                    req = AuthRequest(raw + b"\r\n\r\n")
+                    req.conn = conn_id
+                    outer.requests.append(req)
+                    resp = outer.handler(req) if outer.handler else b""
+                    if resp == "close":
+                        return
+                    if isinstance(resp, tuple) and resp[0] == "sleep":
+                        time.sleep(resp[1])
+                        resp = resp[2]
+                    try:
+                        self.request.sendall(resp)
+                    except OSError:
+                        return
+                    if not outer.keepalive or b"Connection: close" in resp:
+                        return
 
         self.server = _Threaded(("127.0.0.1", self.port), H)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import socket
 
 from ..model import AuthHttp, Pos
-from ..registry import Args, Ctx, Fail, Merge, row
-from ..slots import arg, flag_slot, keyval_slot, msec_slot
+from ..registry import EXTENSION, Args, Ctx, Fail, Merge, row
+from ..slots import arg, flag_slot, keyval_slot, msec_slot, num_slot
 from ..url import parse_url
 
 MS = Ctx.MAIL | Ctx.SERVER
@@ -37,4 +37,9 @@ ROWS = [
     row("auth_http_pass_client_cert", "auth_http", MS, Args.FLAG, flag_slot,
         field="auth_http_pass_client_cert", default=False, default_text="off",
         doc="send the client certificate (Auth-SSL-Cert)"),
+    row("auth_http_keepalive", "auth_http", MS, Args.TAKE1, num_slot,
+        field="auth_http_keepalive", default=0, dialects=EXTENSION,
+        syntax="number", default_text="0",
+        doc="idle keep-alive connections to the auth server kept per worker (0: a new "
+            "connection per login, as in Angie)"),
 ]
