@@ -80,10 +80,24 @@ class ResponseError(Exception):
 _HEADER = re.compile(rb"([A-Za-z0-9][A-Za-z0-9-]*)(?::( *)([^\r\n]*))?(\r?)\n")
 
 
+# the usual response, all of it here with CRLF line ends, in one match
+_WHOLE = re.compile(rb"(?:HTTP/[^\r\n]*\r\n)?((?:[A-Za-z0-9][A-Za-z0-9-]*(?:: *[^\r\n]*)?\r\n)*)\r\n")
+_LINE = re.compile(rb"([A-Za-z0-9][A-Za-z0-9-]*)(?:: *([^\r\n]*))?\r\n")
+
+
 def parse_headers(data: bytes):
     """(headers, True) once the empty line ending the header is in ``data``,
     (None, False) while more is needed.  ``headers`` is a list of (lower-case name,
     value).  Raises ResponseError for what nginx rejects."""
+    m = _WHOLE.match(data)
+    if m is not None:
+        return [(name.lower(), value.rstrip(b" "))
+                for name, value in _LINE.findall(m.group(1))], True
+    return parse_headers_stepwise(data)
+
+
+def parse_headers_stepwise(data: bytes):
+    """parse_headers line by line: partial input, LF line ends, and every error."""
     pos = 0
     n = len(data)
     if data.startswith(b"HTTP/"):

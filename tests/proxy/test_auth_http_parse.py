@@ -1,0 +1,65 @@
+"""The auth_http response grammar (nginx's ngx_mail_auth_http_parse_header_line): the
+one-match fast path must decide exactly as the line-by-line parser on any input."""
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from angie_mail.proxy.auth_http import ResponseError, parse_headers, parse_headers_stepwise
+
+PIECES = [b"HTTP/1.0 200 OK", b"HTTP/1.1 204 No Content", b"HTTP/", b"Auth-Status", b": ",
+          b":", b"OK", b"Invalid login", b"Auth-Wait", b"X_Y", b"a", b"9", b"-", b" ",
+          b"\r\n", b"\n", b"\r", b"\t", b"\x00", b"\xff", b"", b"Auth-Server: 127.0.0.1"]
+
+
+def outcome(fn, data):
+    try:
+        return fn(data)
+    except ResponseError as e:
+        return ("error", str(e))
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.lists(st.sampled_from(PIECES), max_size=14))
+def test_fast_path_agrees_with_stepwise(parts):
+    data = b"".join(parts)
+    assert outcome(parse_headers, data) == outcome(parse_headers_stepwise, data)
+
+
+NAMES = st.sampled_from([b"Auth-Status", b"auth-port", b"X9", b"a-", b"-a", b"A_B", b"", b"H"])
+VALUES = st.sampled_from([b"OK", b"", b" spaced  ", b"a:b", b"\t", b"\x00\xff", b"x\ry"])
+SEPS = st.sampled_from([b": ", b":", b":   ", b"", b" : "])
+ENDS = st.sampled_from([b"\r\n", b"\r\n", b"\r\n", b"\n", b"\r", b""])
+LINES = st.tuples(NAMES, SEPS, VALUES, ENDS).map(b"".join)
+STATUS = st.sampled_from([b"", b"HTTP/1.0 200 OK\r\n", b"HTTP/1.1 204 No Content\r\n",
+                          b"HTTP/1.0 200 OK\n", b"HTTP/1.0 2\r00\r\n", b"HTTP/1.1"])
+
+
+@settings(max_examples=3000, deadline=None)
+@given(STATUS, st.lists(LINES, max_size=6), st.sampled_from([b"\r\n", b"\n", b"", b"\r"]),
+       st.binary(max_size=4))
+def test_fast_path_agrees_on_response_shapes(status, lines, blank, tail):
+    data = status + b"".join(lines) + blank + tail
+    assert outcome(parse_headers, data) == outcome(parse_headers_stepwise, data)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.binary(max_size=60))
+def test_fast_path_agrees_on_any_bytes(data):
+    assert outcome(parse_headers, data) == outcome(parse_headers_stepwise, data)
+
+
+@pytest.mark.parametrize("data, result", [
+    (b"HTTP/1.0 200 OK\r\nAuth-Status: OK\r\nAuth-Port: 110\r\n\r\n",
+     ([(b"auth-status", b"OK"), (b"auth-port", b"110")], True)),
+    (b"Auth-Status:   spaced value   \r\nEmpty\r\n\r\n",
+     ([(b"auth-status", b"spaced value"), (b"empty", b"")], True)),
+    (b"\r\n", ([], True)),
+    (b"HTTP/1.0 500 whatever\nAuth-Status: OK\n\n", ([(b"auth-status", b"OK")], True)),
+    (b"HTTP/1.0 200 OK\r\nAuth-Status: OK\r\n", (None, False)),
+    (b"Auth_Status: OK\r\n\r\n", ("error", "sent invalid header in response")),
+    (b"Auth-Status: O\rK\r\n\r\n", ("error", "sent invalid header in response")),
+    (b"HTTP/1.0 200\rOK\r\n\r\n", ("error", "sent invalid response")),
+])
+def test_examples(data, result):
+    assert outcome(parse_headers, data) == result
