@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """POP3 proxy benchmark, one command: angie-mail against nginx's mail proxy.
 
-    python benchmarks/pop3_bench.py [--quick] [--rounds 3] [--no-auto]
+    python benchmarks/pop3_bench.py [--quick] [--rounds 3] [--no-auto] [--keepalive]
                                     [--json FILE] [--markdown FILE]
 
 Builds the load harness's C tools (benchmarks/pop3/.build/), then runs, alternately
@@ -10,6 +10,8 @@ for --rounds rounds (nginx, angie-mail 1 worker, angie-mail auto, then again...)
   nginx           Debian nginx mail proxy, worker_processes 1 (the reference)
   candidate1      angie-mail, worker_processes 1
   candidate-auto  angie-mail, worker_processes auto (left out with --no-auto)
+  ...-ka          with --keepalive, the same with auth_http_keepalive 64 (an angie-mail
+                  extension; the reference keeps Angie's connection per login)
 
 each through CHECK (protocol conformance, every RETR byte verified) and W1-W4, and
 prints the harness's full table followed by a headline table: W1 sessions/s, W1 CPU
@@ -47,6 +49,8 @@ LABELS = {
     "nginx": "nginx (1 worker)",
     "candidate1": "angie-mail (1 worker)",
     "candidate-auto": f"angie-mail (auto = {os.cpu_count()} workers)",
+    "candidate1-ka": "angie-mail + auth_http_keepalive (1 worker)",
+    "candidate-auto-ka": f"angie-mail + auth_http_keepalive (auto = {os.cpu_count()} workers)",
 }
 
 def _largest_w3_size(records):
@@ -127,6 +131,9 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=3, help="alternating rounds (default 3)")
     ap.add_argument("--quick", action="store_true", help="shorter defaults for unset BENCH_* settings")
     ap.add_argument("--no-auto", action="store_true", help="skip the worker_processes auto run")
+    ap.add_argument("--keepalive", action="store_true",
+                    help="also run angie-mail with its auth_http_keepalive extension "
+                         "(nginx, like Angie, opens an auth_http connection per login)")
     ap.add_argument("--json", help="JSON-lines file for the run records (default: under benchmarks/pop3/.build/results/)")
     ap.add_argument("--markdown", help="also write the headline table as Markdown to this file")
     a = ap.parse_args()
@@ -153,6 +160,8 @@ def main() -> int:
 
     have_nginx, why = B.nginx_available()
     kinds = (["nginx"] if have_nginx else []) + ["candidate1"] + ([] if a.no_auto else ["candidate-auto"])
+    if a.keepalive:
+        kinds += ["candidate1-ka"] + ([] if a.no_auto else ["candidate-auto-ka"])
     settings = {k: env[k] for k in sorted(env) if k.startswith("BENCH_")}
     print(f"# pop3_bench: candidate {env['BENCH_CANDIDATE']} ({v.stdout.strip() or v.stderr.strip()})")
     if not have_nginx:
