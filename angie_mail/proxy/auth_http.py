@@ -86,13 +86,13 @@ _LINE = re.compile(rb"([A-Za-z0-9][A-Za-z0-9-]*)(?:: *([^\r\n]*))?\r\n")
 
 
 def parse_headers(data: bytes):
-    """(headers, True) once the empty line ending the header is in ``data``,
-    (None, False) while more is needed.  ``headers`` is a list of (lower-case name,
-    value).  Raises ResponseError for what nginx rejects."""
+    """(headers, end) once the empty line ending the header is in ``data``, ``end``
+    being the offset just past it; (None, 0) while more is needed.  ``headers`` is a
+    list of (lower-case name, value).  Raises ResponseError for what nginx rejects."""
     m = _WHOLE.match(data)
     if m is not None:
         return [(name.lower(), value.rstrip(b" "))
-                for name, value in _LINE.findall(m.group(1))], True
+                for name, value in _LINE.findall(m.group(1))], m.end()
     return parse_headers_stepwise(data)
 
 
@@ -106,7 +106,7 @@ def parse_headers_stepwise(data: bytes):
             cr = data.find(b"\r")
             if 0 <= cr < n - 1:
                 raise ResponseError("sent invalid response")
-            return None, False
+            return None, 0
         cr = data.find(b"\r", 0, lf)
         if cr >= 0 and cr != lf - 1:
             raise ResponseError("sent invalid response")
@@ -115,22 +115,22 @@ def parse_headers_stepwise(data: bytes):
     match = _HEADER.match
     while True:
         if pos >= n:
-            return None, False
+            return None, 0
         c = data[pos]
         if c == 0x0A:                       # LF: end of header
-            return headers, True
+            return headers, pos + 1
         if c == 0x0D:
             if pos + 1 >= n:
-                return None, False
+                return None, 0
             if data[pos + 1] == 0x0A:
-                return headers, True
+                return headers, pos + 2
             raise ResponseError("sent invalid header in response")
         m = match(data, pos)
         if m is None:
             # incomplete line, or a byte nginx refuses
             lf = data.find(b"\n", pos)
             if lf < 0 and _incomplete_ok(data, pos):
-                return None, False
+                return None, 0
             raise ResponseError("sent invalid header in response")
         name, value = m.group(1), m.group(3) or b""
         if b"\r" in value:
@@ -277,12 +277,9 @@ class AuthPool:
         self.limit = limit
 
     def get(self):
-        idle = self.idle
-        while idle:
-            conn = idle.pop()              # the most recently used one
-            if conn.sock is not None:
-                return conn
-        return None
+        """The most recently used idle connection (one the server closed has left the
+        pool already, see AuthConnection._readable), or None."""
+        return self.idle.pop() if self.idle else None
 
     def put(self, conn) -> None:
         if len(self.idle) >= self.limit:
@@ -303,10 +300,11 @@ class AuthPool:
             conn.close()
 
 
-def _reusable(data: bytes, headers) -> bool:
-    """True when the response in ``data`` is complete and the connection may carry
-    another request: an HTTP/1.x status line, keep-alive by version or header, no
-    Transfer-Encoding, a body of known length fully received and nothing after it."""
+def _reusable(data: bytes, headers, end: int) -> bool:
+    """True when the response in ``data`` (its header ending at ``end``) is complete
+    and the connection may carry another request: an HTTP/1.x status line, keep-alive
+    by version or header, no Transfer-Encoding, a body of known length fully received
+    and nothing after it."""
     if not data.startswith(b"HTTP/1."):
         return False
     status = data[9:12]
@@ -331,12 +329,6 @@ def _reusable(data: bytes, headers) -> bool:
         length = 0
     elif length is None:
         return False
-    lf2 = data.find(b"\n\n")
-    crlf2 = data.find(b"\n\r\n")
-    if lf2 < 0 or 0 <= crlf2 < lf2:
-        end = crlf2 + 3
-    else:
-        end = lf2 + 2
     return len(data) == end + length
 
 
@@ -460,11 +452,13 @@ class AuthExchange:
             return self._finish(None, ResponseError("closed"))
         self.buf += data
         try:
-            headers, done = parse_headers(self.buf[:RESPONSE_LIMIT])
+            headers, end = parse_headers(self.buf[:RESPONSE_LIMIT])
         except ResponseError as e:
             return self._finish(None, e)
-        if done:
-            return self._finish(headers, None)
+        if end:
+            keep = (self.pool is not None and self.sent == len(self.request)
+                    and _reusable(self.buf, headers, end))
+            return self._finish(headers, None, keep)
         if len(self.buf) >= RESPONSE_LIMIT:
             # nginx: a full buffer without the header end is a closed connection
             self._finish(None, ResponseError("closed"))
@@ -477,7 +471,7 @@ class AuthExchange:
         self.done = None
         self._finish(None, None)
 
-    def _finish(self, headers, error):
+    def _finish(self, headers, error, keep: bool = False):
         if self.finished:
             return
         self.finished = True
@@ -487,10 +481,8 @@ class AuthExchange:
         conn = self.conn
         if conn is not None:
             self.conn = self.sock = None
-            pool = self.pool
-            if (pool is not None and headers is not None and self.sent == len(self.request)
-                    and _reusable(self.buf, headers)):
-                pool.put(conn)
+            if keep:
+                self.pool.put(conn)
             else:
                 conn.close()
         if self.done is not None:

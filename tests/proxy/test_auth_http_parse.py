@@ -51,12 +51,16 @@ def test_fast_path_agrees_on_any_bytes(data):
 
 @pytest.mark.parametrize("data, result", [
     (b"HTTP/1.0 200 OK\r\nAuth-Status: OK\r\nAuth-Port: 110\r\n\r\n",
-     ([(b"auth-status", b"OK"), (b"auth-port", b"110")], True)),
+     ([(b"auth-status", b"OK"), (b"auth-port", b"110")], 52)),
     (b"Auth-Status:   spaced value   \r\nEmpty\r\n\r\n",
-     ([(b"auth-status", b"spaced value"), (b"empty", b"")], True)),
-    (b"\r\n", ([], True)),
-    (b"HTTP/1.0 500 whatever\nAuth-Status: OK\n\n", ([(b"auth-status", b"OK")], True)),
-    (b"HTTP/1.0 200 OK\r\nAuth-Status: OK\r\n", (None, False)),
+     ([(b"auth-status", b"spaced value"), (b"empty", b"")], 41)),
+    (b"\r\n", ([], 2)),
+    (b"\n", ([], 1)),
+    # the offset is where the header ends, whatever follows (a body)
+    (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", ([(b"content-length", b"2")], 38)),
+    (b"HTTP/1.1 200 OK\nContent-Length: 2\n\r\nok", ([(b"content-length", b"2")], 36)),
+    (b"HTTP/1.0 500 whatever\nAuth-Status: OK\n\n", ([(b"auth-status", b"OK")], 39)),
+    (b"HTTP/1.0 200 OK\r\nAuth-Status: OK\r\n", (None, 0)),
     (b"Auth_Status: OK\r\n\r\n", ("error", "sent invalid header in response")),
     (b"Auth-Status: O\rK\r\n\r\n", ("error", "sent invalid header in response")),
     (b"HTTP/1.0 200\rOK\r\n\r\n", ("error", "sent invalid response")),

@@ -175,8 +175,8 @@ def test_timeout_closes_the_connection(backend, start_proxy):
     (b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n", False),
 ])
 def test_reusable(raw, ok):
-    headers, done = parse_headers(raw)
-    assert done
-    assert _reusable(raw, headers) is ok
+    headers, end = parse_headers(raw)
+    assert end
+    assert _reusable(raw, headers, end) is ok
 
 
