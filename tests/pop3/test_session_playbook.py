@@ -9,15 +9,13 @@ Test names carry the spec section they check (``test_s3_8_...`` = pop3.md §3 ru
 from __future__ import annotations
 
 import base64
-import functools
 import re
 import time
 
 import pytest
 
-from angie_mail.conf.analyze import analyze
-from angie_mail.conf.parse import parse_string
 from angie_mail.pop3.session import AUTH, CLOSE, CONT, NEED, STLS, Pop3Session
+from pop3.helpers import Log, server
 
 # --------------------------------------------------------------------------------------
 # helpers
@@ -43,29 +41,6 @@ CRAM = "pop3_auth plain cram-md5;"
 EXTERNAL = "pop3_auth plain external;"
 XOAUTH2 = "pop3_auth plain xoauth2;"
 OAUTHBEARER = "pop3_auth plain oauthbearer;"
-
-
-@functools.lru_cache(maxsize=None)
-def server(*lines):
-    text = ("events {}\nmail {\n auth_http 127.0.0.1:9/a;\n server {\n"
-            " listen 127.0.0.1:110;\n" + "".join(l + "\n" for l in lines) + " }\n}\n")
-    r = analyze(parse_string(text), hostname="mail.example.com", check_files=False)
-    assert r.ok, r.first_error
-    return r.config.servers[0]
-
-
-class Log:
-    """Collects (level, message) pairs (not a list subclass: an empty list is falsy and
-    the session would replace it by its no-op logger)."""
-
-    def __init__(self):
-        self.records = []
-
-    def __call__(self, level, message):
-        self.records.append((level, message))
-
-    def messages(self):
-        return [m for _, m in self.records]
 
 
 def session(*lines, tls=False, salt=None):

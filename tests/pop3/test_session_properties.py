@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import base64
-import functools
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from angie_mail.conf.analyze import analyze
-from angie_mail.conf.parse import parse_string
 from angie_mail.pop3.session import AUTH, CLOSE, CONT, NEED, STLS, Pop3Session
+from pop3.helpers import Log, server
 
 CODES = (NEED, CONT, CLOSE, STLS, AUTH)
 INVALID = b"-ERR invalid command\r\n"
@@ -30,24 +28,6 @@ CONFIGS = [
 
 SETTINGS = settings(max_examples=300, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow])
-
-
-@functools.lru_cache(maxsize=None)
-def server(*lines):
-    text = ("events {}\nmail {\n auth_http 127.0.0.1:9/a;\n server {\n"
-            " listen 127.0.0.1:110;\n" + "".join(l + "\n" for l in lines) + " }\n}\n")
-    r = analyze(parse_string(text), hostname="mail.example.com", check_files=False)
-    assert r.ok, r.first_error
-    return r.config.servers[0]
-
-
-class Log:
-    def __init__(self):
-        self.records = []
-
-    def __call__(self, level, message):
-        assert isinstance(level, str) and isinstance(message, str)
-        self.records.append((level, message))
 
 
 def b64(x):

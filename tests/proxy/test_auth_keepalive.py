@@ -4,7 +4,7 @@ server when its responses allow it, and fall back to fresh connections otherwise
 import pytest
 
 from angie_mail.proxy.auth_http import _reusable, parse_headers
-from proxy.harness import AuthServer, Client, ok_response
+from proxy.harness import AuthServer, Client
 
 
 def keepalive_ok(port: int) -> bytes:

@@ -438,8 +438,8 @@ def test_secrets_never_logged(backend, start_proxy):
 def _echo_backend_session(rfile, wfile):
     wfile.write(b"+OK echo\r\n")
     wfile.flush()
-    for expect in (b"USER", b"PASS"):
-        line = rfile.readline()
+    for _command in (b"USER", b"PASS"):      # the backend login: any answer is +OK
+        rfile.readline()
         wfile.write(b"+OK\r\n")
         wfile.flush()
     while True:
@@ -471,7 +471,6 @@ def test_large_transfer_both_ways_byte_exact(start_proxy):
         def transfer(seed):
             import hashlib
             import random
-            import socket as so
             rnd = random.Random(seed)
             block = bytes(rnd.getrandbits(8) for _ in range(1 << 16))
             c = Client(port, timeout=60)
