@@ -7,6 +7,8 @@ import re
 import shutil
 import subprocess
 
+import pytest
+
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 MAIL_MODULE = "/usr/lib/nginx/modules/ngx_mail_module.so"
 
@@ -15,6 +17,14 @@ _EMERG = re.compile(r"^nginx: \[(emerg|crit|alert|warn)\] (.*)$")
 
 def available() -> bool:
     return os.path.exists(NGINX) and os.path.exists(MAIL_MODULE)
+
+
+def require() -> None:
+    """Fail, not skip, a test that needs the oracle when it is missing: a skipped
+    comparison would hide a missing install step (.ci/setup installs it)."""
+    if not available():
+        pytest.fail(f"nginx with its mail module is not installed ({NGINX}, {MAIL_MODULE}); "
+                    f"run .ci/setup", pytrace=False)
 
 
 def wrap(directory: str, case_name: str = "case.conf") -> str:

@@ -21,8 +21,11 @@ from angie_mail.conf.analyze import analyze
 from angie_mail.conf.parse import conf_prefix_of, parse_file
 from conf.oracle_cases import ALL, FIX, KNOWN_DIFFERENCES
 
-pytestmark = pytest.mark.skipif(not oracle.available(),
-                                reason="nginx with libnginx-mod-mail is installed by .ci/run")
+
+
+@pytest.fixture(autouse=True)
+def _oracle_installed():
+    oracle.require()
 
 _OPENSSL_DETAIL = re.compile(r'^((?:cannot load certificate(?: key)?|SSL_CTX_use_PrivateKey'
                              r'|BIO_new_file|PEM_read_bio_\w+)[^:]*):.*$')

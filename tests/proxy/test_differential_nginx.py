@@ -33,14 +33,15 @@ from dataclasses import dataclass, field
 
 import pytest
 
+import oracle
+from oracle import MAIL_MODULE, NGINX
 from proxy.harness import AuthServer, Backend, Proxy, fail_response, free_port, ok_response
 
-NGINX = "/usr/sbin/nginx"
-MAIL_MODULE = "/usr/lib/nginx/modules/ngx_mail_module.so"
 
-pytestmark = pytest.mark.skipif(
-    not (os.access(NGINX, os.X_OK) and os.path.exists(MAIL_MODULE)),
-    reason="nginx with the mail module is not installed")
+
+@pytest.fixture(autouse=True)
+def _nginx_installed():
+    oracle.require()
 
 READ_TIMEOUT = 4.0          # a reply that does not come within this is recorded as TIMEOUT
 EOF_TIMEOUT = 4.0
