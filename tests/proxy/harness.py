@@ -207,38 +207,25 @@ class Backend:
 
 # --- angie-mail ------------------------------------------------------------------------------
 
-class Proxy:
-    """angie-mail on a generated configuration, in the foreground, single process."""
+class ForegroundServer:
+    """A server process in the foreground with an error log and a pid file in its own
+    directory; the pid file appears once its sockets listen."""
 
-    def __init__(self, tmpdir, mail_block: str, main: str = "", extra_args=(), env=None,
-                 workers: bool = False):
-        self.dir = str(tmpdir)
-        self.log_path = os.path.join(self.dir, "error.log")
-        self.pid_path = os.path.join(self.dir, "angie-mail.pid")
-        self.conf = os.path.join(self.dir, "mail.conf")
-        process = "" if workers else "master_process off;\n"
-        with open(self.conf, "w") as f:
-            f.write(f"daemon off;\n{process}pid {self.pid_path};\n"
-                    f"error_log {self.log_path} debug;\n{main}\nevents {{}}\n"
-                    f"{mail_block}\n")
-        self.args = [sys.executable, "-m", "angie_mail", "-c", self.conf, *extra_args]
-        self.env = dict(os.environ, **(env or {}))
-        self.proc = None
+    name = "server"
+    log_path = pid_path = ""
+    proc = None
 
-    def start(self, wait: bool = True):
-        self.proc = subprocess.Popen(self.args, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, env=self.env)
-        if wait:
-            deadline = time.time() + 15
-            while not os.path.exists(self.pid_path):
-                if self.proc.poll() is not None:
-                    out, err = self.proc.communicate()
-                    raise RuntimeError(f"angie-mail exited {self.proc.returncode}: "
-                                       f"{err.decode(errors='replace')}")
-                if time.time() > deadline:
-                    raise RuntimeError("angie-mail did not start")
-                time.sleep(0.02)
-        return self
+    def wait_started(self, timeout: float = 15.0) -> None:
+        deadline = time.time() + timeout
+        while not os.path.exists(self.pid_path):
+            if self.proc.poll() is not None:
+                out, err = self.proc.communicate()
+                raise RuntimeError(f"{self.name} exited {self.proc.returncode}: "
+                                   f"{err.decode(errors='replace')}\n{self.log()}")
+            if time.time() > deadline:
+                self.stop()
+                raise RuntimeError(f"{self.name} did not start")
+            time.sleep(0.02)
 
     def log(self) -> str:
         try:
@@ -271,6 +258,34 @@ class Proxy:
             for pipe in (self.proc.stdout, self.proc.stderr):
                 if pipe:
                     pipe.close()
+
+
+class Proxy(ForegroundServer):
+    """angie-mail on a generated configuration, in the foreground, single process."""
+
+    name = "angie-mail"
+
+    def __init__(self, tmpdir, mail_block: str, main: str = "", extra_args=(), env=None,
+                 workers: bool = False):
+        self.dir = str(tmpdir)
+        self.log_path = os.path.join(self.dir, "error.log")
+        self.pid_path = os.path.join(self.dir, "angie-mail.pid")
+        self.conf = os.path.join(self.dir, "mail.conf")
+        process = "" if workers else "master_process off;\n"
+        with open(self.conf, "w") as f:
+            f.write(f"daemon off;\n{process}pid {self.pid_path};\n"
+                    f"error_log {self.log_path} debug;\n{main}\nevents {{}}\n"
+                    f"{mail_block}\n")
+        self.args = [sys.executable, "-m", "angie_mail", "-c", self.conf, *extra_args]
+        self.env = dict(os.environ, **(env or {}))
+        self.proc = None
+
+    def start(self, wait: bool = True):
+        self.proc = subprocess.Popen(self.args, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, env=self.env)
+        if wait:
+            self.wait_started()
+        return self
 
 
 class Client:

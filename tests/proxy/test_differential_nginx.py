@@ -23,7 +23,6 @@ from __future__ import annotations
 import base64
 import os
 import re
-import signal
 import socket
 import subprocess
 import threading
@@ -35,7 +34,8 @@ import pytest
 
 import oracle
 from oracle import MAIL_MODULE, NGINX
-from proxy.harness import AuthServer, Backend, Proxy, fail_response, free_port, ok_response
+from proxy.harness import (AuthServer, Backend, ForegroundServer, Proxy, fail_response,
+                           free_port, ok_response)
 
 
 
@@ -49,8 +49,10 @@ EOF_TIMEOUT = 4.0
 
 # --- real nginx --------------------------------------------------------------------------------
 
-class Nginx:
+class Nginx(ForegroundServer):
     """nginx in the foreground, single process, on a generated configuration."""
+
+    name = "nginx"
 
     def __init__(self, tmpdir, mail_block: str):
         self.dir = str(tmpdir)
@@ -67,37 +69,8 @@ class Nginx:
         self.proc = subprocess.Popen(
             [NGINX, "-p", self.dir + "/", "-c", self.conf, "-e", self.log_path],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        deadline = time.time() + 15
-        # the pid file is written after the listening sockets are bound
-        while not os.path.exists(self.pid_path):
-            if self.proc.poll() is not None:
-                err = self.proc.stderr.read().decode(errors="replace")
-                raise RuntimeError(f"nginx exited {self.proc.returncode}: {err}\n{self.log()}")
-            if time.time() > deadline:
-                self.stop()
-                raise RuntimeError("nginx did not start")
-            time.sleep(0.02)
+        self.wait_started()
         return self
-
-    def log(self) -> str:
-        try:
-            with open(self.log_path, encoding="utf-8", errors="replace") as f:
-                return f.read()
-        except FileNotFoundError:
-            return ""
-
-    def stop(self):
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        if self.proc.stderr:
-            self.proc.stderr.close()
 
 
 # --- the deterministic auth_http handler ----------------------------------------------------------
