@@ -339,47 +339,23 @@ class Pop3Session:
         return self._sasl(self._login_user, args[0], LOGIN_PASSWORD, PASSWORD)
 
     def auth_login_password(self, args):
-        try:
-            self.passwd = sasl.login_password(args[0])
-        except sasl.SaslError as e:
-            return self._sasl_invalid(e)
-        return self._authenticate("plain")
+        return self._decoded(lambda arg: (self.login, sasl.login_password(arg)), args[0],
+                             "plain")
 
     def auth_plain(self, args):
-        try:
-            self.login, self.passwd = sasl.plain(args[0])
-        except sasl.SaslError as e:
-            return self._sasl_invalid(e)
-        return self._authenticate("plain")
+        return self._decoded(sasl.plain, args[0], "plain")
 
     def auth_cram_md5(self, args):
-        try:
-            self.login, self.passwd = sasl.cram_md5(args[0])
-        except sasl.SaslError as e:
-            return self._sasl_invalid(e)
-        return self._authenticate("cram-md5")
+        return self._decoded(sasl.cram_md5, args[0], "cram-md5")
 
     def auth_external(self, args):
-        try:
-            self.login = sasl.external(args[0])
-        except sasl.SaslError as e:
-            return self._sasl_invalid(e)
-        self.passwd = b""
-        return self._authenticate("external")
+        return self._decoded(lambda arg: (sasl.external(arg), b""), args[0], "external")
 
     def auth_xoauth2(self, args):
-        try:
-            self.login, self.passwd = sasl.xoauth2(args[0])
-        except sasl.SaslError as e:
-            return self._sasl_invalid(e)
-        return self._authenticate("xoauth2")
+        return self._decoded(sasl.xoauth2, args[0], "xoauth2")
 
     def auth_oauthbearer(self, args):
-        try:
-            self.login, self.passwd = sasl.oauthbearer(args[0])
-        except sasl.SaslError as e:
-            return self._sasl_invalid(e)
-        return self._authenticate("oauthbearer")
+        return self._decoded(sasl.oauthbearer, args[0], "oauthbearer")
 
     def auth_sasl_error(self, args):
         """The line after an Auth-Error-SASL challenge (pop3.md §6.7)."""
@@ -392,6 +368,15 @@ class Pop3Session:
         return (CLOSE if quit_ else CONT), out
 
     # --- helpers ------------------------------------------------------------------------
+
+    def _decoded(self, decode, arg, method: str):
+        """The last line of a SASL exchange: ``decode(arg)`` gives (login, password);
+        authenticate with them, or answer the decoding error."""
+        try:
+            self.login, self.passwd = decode(arg)
+        except sasl.SaslError as e:
+            return self._sasl_invalid(e)
+        return self._authenticate(method)
 
     def _sasl(self, fn, arg, next_state, reply):
         try:
