@@ -18,6 +18,7 @@ from functools import lru_cache
 from ..conf.url import _inet4, _inet6
 from ..conf.values import atoi
 from .netio import NOT_CONNECTED_YET, connect_error, start_connect
+from .poller import END_EVENTS, IN_EVENTS, OUT_EVENTS
 
 RESPONSE_LIMIT = 1024
 _ESCAPE_TABLE = {b: f"%{b:02X}".encode() for b in list(range(0x21)) + [0x25]}
@@ -230,39 +231,45 @@ def check_backend(r: AuthResult, has_password: bool):
 
 
 class AuthConnection:
-    """One socket to the auth server.  Its reader stays registered for the socket's
-    life and forwards to the exchange in progress; while the connection waits idle in
-    a pool, readability means the server closed it (or sent something unasked), and
+    """One socket to the auth server, registered with the edge-triggered poller for its
+    whole life; its events go to the exchange in progress.  While the connection waits
+    idle in a pool, input means the server closed it (or sent something unasked), and
     the connection is dropped."""
 
-    __slots__ = ("loop", "sock", "fd", "exchange", "pool")
+    __slots__ = ("poller", "sock", "fd", "exchange", "pool", "ended")
 
-    def __init__(self, loop, sock, pool=None):
-        self.loop = loop
+    def __init__(self, poller, sock, pool=None):
+        self.poller = poller
         self.sock = sock
         self.fd = sock.fileno()
         self.exchange = None
         self.pool = pool
+        self.ended = False            # the server closed or failed: read to the end
+        poller.register(self.fd, self._on_events)
 
-    def watch(self):
-        self.loop.add_reader(self.fd, self._readable)
-
-    def _readable(self):
+    def _on_events(self, events):
         ex = self.exchange
-        if ex is not None:
+        if ex is None:
+            if events & IN_EVENTS:
+                if self.pool is not None:
+                    self.pool.discard(self)
+                self.close()
+            return
+        if events & OUT_EVENTS and ex.wants_write:
+            ex._writable()
+            if self.exchange is not ex:
+                return
+        if events & IN_EVENTS:
+            if events & END_EVENTS:
+                self.ended = True
             ex._readable()
-        else:
-            if self.pool is not None:
-                self.pool.discard(self)
-            self.close()
 
     def close(self):
         sock = self.sock
         if sock is not None:
             self.sock = None
             self.exchange = None
-            self.loop.remove_reader(self.fd)
-            self.loop.remove_writer(self.fd)
+            self.poller.unregister(self.fd)
             sock.close()
 
 
@@ -333,10 +340,11 @@ def _reusable(data: bytes, headers, end: int) -> bool:
 
 
 _RETRY_ON_REUSE = (ConnectionResetError, BrokenPipeError, ConnectionAbortedError)
+_CONNECTING, _SENDING = 1, 2        # AuthExchange.wants_write
 
 
 class AuthExchange:
-    """One request, driven by event-loop callbacks on a raw non-blocking socket (no
+    """One request, driven by poller events on a raw non-blocking socket (no
     transport, task or future: a login costs a handful of system calls).  The socket
     is a fresh connection, or with ``pool`` an idle keep-alive one, returned to the
     pool when the response allows it.  A reused connection that turns out to be closed
@@ -344,11 +352,13 @@ class AuthExchange:
     ``done(headers, error)`` is called once: headers is the list of (name, value), or
     error is a ResponseError / OSError / TimeoutError."""
 
-    __slots__ = ("loop", "conn", "sock", "fd", "request", "sent", "done", "buf", "timer",
-                 "finished", "pool", "addr", "reused")
+    __slots__ = ("loop", "poller", "conn", "sock", "fd", "request", "sent", "done", "buf",
+                 "timer", "finished", "pool", "addr", "reused", "wants_write")
 
-    def __init__(self, loop, request: bytes, done, pool=None):
+    def __init__(self, loop, poller, request: bytes, done, pool=None):
         self.loop = loop
+        self.poller = poller
+        self.wants_write = 0          # CONNECTING or SENDING while waiting for room
         self.request = request
         self.sent = 0
         self.done = done
@@ -384,7 +394,7 @@ class AuthExchange:
         addr = self.addr
         sock, error = start_connect(addr.family, addr.sockaddr())
         if sock is not None:
-            self._attach(AuthConnection(self.loop, sock, self.pool))
+            self._attach(AuthConnection(self.poller, sock, self.pool))
         if error is not None:
             return self._finish(None, error)
         # on loopback the handshake is usually over already: try to send at once and
@@ -394,7 +404,7 @@ class AuthExchange:
         except (BlockingIOError, InterruptedError, OSError) as e:
             if isinstance(e, OSError) and e.errno not in NOT_CONNECTED_YET:
                 return self._finish(None, e)
-            self.loop.add_writer(self.fd, self._connected)
+            self.wants_write = _CONNECTING          # the output edge: connected
             return
         self._sent(n)
 
@@ -410,13 +420,16 @@ class AuthExchange:
 
     def _sent(self, n: int):
         self.sent += n
-        if self.sent < len(self.request):
-            self.loop.add_writer(self.fd, self._more)
-        elif not self.reused:
-            self.conn.watch()                  # a pooled connection is watched already
+        self.wants_write = _SENDING if self.sent < len(self.request) else 0
+
+    def _writable(self):
+        if self.wants_write == _CONNECTING:
+            self._connected()
+        else:
+            self._send()
 
     def _connected(self):
-        self.loop.remove_writer(self.fd)
+        self.wants_write = 0
         error = connect_error(self.sock)
         if error is not None:
             return self._finish(None, error)
@@ -433,35 +446,35 @@ class AuthExchange:
             return self._finish(None, e)
         self._sent(n)
 
-    def _more(self):
-        self.loop.remove_writer(self.fd)
-        self._send()
-
     def _readable(self):
-        try:
-            data = self.sock.recv(RESPONSE_LIMIT)
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError as e:
-            if self.reused and not self.buf and isinstance(e, _RETRY_ON_REUSE):
-                return self._retry_fresh()
-            data = b""
-        if not data:
-            if self.reused and not self.buf:
-                return self._retry_fresh()
-            return self._finish(None, ResponseError("closed"))
-        self.buf += data
-        try:
-            headers, end = parse_headers(self.buf[:RESPONSE_LIMIT])
-        except ResponseError as e:
-            return self._finish(None, e)
-        if end:
-            keep = (self.pool is not None and self.sent == len(self.request)
-                    and _reusable(self.buf, headers, end))
-            return self._finish(headers, None, keep)
-        if len(self.buf) >= RESPONSE_LIMIT:
-            # nginx: a full buffer without the header end is a closed connection
-            self._finish(None, ResponseError("closed"))
+        # edge-triggered: read until drained or the response is complete
+        while not self.finished:
+            try:
+                data = self.sock.recv(RESPONSE_LIMIT)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as e:
+                if self.reused and not self.buf and isinstance(e, _RETRY_ON_REUSE):
+                    return self._retry_fresh()
+                data = b""
+            if not data:
+                if self.reused and not self.buf:
+                    return self._retry_fresh()
+                return self._finish(None, ResponseError("closed"))
+            self.buf += data
+            try:
+                headers, end = parse_headers(self.buf[:RESPONSE_LIMIT])
+            except ResponseError as e:
+                return self._finish(None, e)
+            if end:
+                keep = (self.pool is not None and self.sent == len(self.request)
+                        and _reusable(self.buf, headers, end))
+                return self._finish(headers, None, keep)
+            if len(self.buf) >= RESPONSE_LIMIT:
+                # nginx: a full buffer without the header end is a closed connection
+                return self._finish(None, ResponseError("closed"))
+            if len(data) < RESPONSE_LIMIT and not self.conn.ended:
+                return                  # drained: more input brings a new edge
 
     def _timeout(self):
         self.timer = None

@@ -34,6 +34,15 @@ def _addr_text(addr) -> str:
     return "unix:" + (addr or "")
 
 
+def _nodelay(sock) -> None:
+    """TCP_NODELAY for the relay: what either side sends is forwarded at once."""
+    if sock is not None and sock.family != socket.AF_UNIX:
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:
+            pass
+
+
 class ClientConnection(asyncio.Protocol):
     """asyncio protocol for one accepted client socket."""
 
@@ -291,7 +300,8 @@ class ClientConnection(asyncio.Protocol):
         on an idle one with auth_http_keepalive."""
         srv = self.server
         pool = self.rt.auth_pool(srv) if srv.auth_http_keepalive else None
-        self.exchange = auth_http.AuthExchange(self.rt.loop, self.auth_request_bytes,
+        self.exchange = auth_http.AuthExchange(self.rt.loop, self.rt.poller,
+                                               self.auth_request_bytes,
                                                self.on_auth_response, pool)
         self.exchange.start(srv.auth_http.addr, srv.auth_http_timeout_ms / 1000.0)
 
@@ -426,6 +436,7 @@ class ClientConnection(asyncio.Protocol):
         self.action = ""
         self.log("info", "client logged in")
         self.action = "proxying"
+        _nodelay(self.transport.get_extra_info("socket"))
         self.transport.write(pass_reply)
         rest = backend.login.pending()
         if rest:

@@ -15,6 +15,7 @@ import socket
 from ..pop3.session import CERT_ERROR, NO_CERT
 from .client import ClientConnection, _addr_text
 from .proxy_protocol import MAX_HEADER, BrokenHeader, parse
+from .sockio import start_transport
 from .tls import TlsInfo, check_client_certificate
 from .tlsio import TlsEngine
 
@@ -103,10 +104,10 @@ class _Acceptor:
                     return
             factory = lambda: ClientConnection(rt, self.ls, conf, pre)   # noqa: E731
             if not conf.listen.ssl:
-                await loop.connect_accepted_socket(factory, conn)
+                start_transport(rt, conn, peer, factory())
                 return
             engine = TlsEngine(loop, rt.ssl_context(srv))
-            await loop.connect_accepted_socket(lambda: engine, conn)
+            start_transport(rt, conn, peer, engine)
             conn = None                         # owned by the transport from here
             remaining = max(deadline - loop.time(), 0.001)
             ok = await asyncio.wait_for(asyncio.shield(engine.handshake), remaining)

@@ -1,7 +1,7 @@
 """The backend side of a session: connect, log in, then the transparent relay.
 
-The backend connection is a raw non-blocking socket driven by event-loop callbacks (no
-transport or coroutine per session).  During login its bytes go to the sans-IO login
+The backend connection is a raw non-blocking socket registered once with the
+edge-triggered poller (poller.py; no transport or coroutine per session).  During login its bytes go to the sans-IO login
 machine (angie_mail.pop3.backend).  After it, every byte is copied as it comes, in both
 directions, with no parsing: the client's bytes arrive in ClientConnection.data_received
 and are sent here; the backend's are read here and written to the client's transport.
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from ..pop3.backend import AGAIN, GREETING, LOGGED_IN, SEND
 from .netio import connect_error, start_connect
+from .poller import END_EVENTS, IN_EVENTS, OUT_EVENTS
 
 # reads from the backend take up to this much at a time (proxy_buffer bounds only the
 # login replies: the relay's chunking is invisible on the wire)
@@ -31,12 +32,14 @@ class Backend:
     """One connection to a backend.  The client is told through
     ``backend_login_done(result, data)``, ``backend_failed(error)``, ``end_relay()``."""
 
-    __slots__ = ("client", "loop", "login", "header", "sock", "fd", "relaying", "closed",
-                 "reading", "out", "out_size", "flushing")
+    __slots__ = ("client", "loop", "poller", "login", "header", "sock", "fd", "relaying",
+                 "closed", "reading", "rready", "ended", "connecting", "out", "out_size",
+                 "flushing")
 
     def __init__(self, client, login_machine, header: bytes | None):
         self.client = client
         self.loop = client.rt.loop
+        self.poller = client.rt.poller
         self.login = login_machine
         self.header = header
         self.sock = None
@@ -44,6 +47,9 @@ class Backend:
         self.relaying = False
         self.closed = False
         self.reading = False
+        self.rready = False           # an input edge came and was not drained yet
+        self.ended = False            # the backend closed or failed: read to the end
+        self.connecting = False       # waiting for the connect to finish (PROXY header)
         self.out = []                 # client bytes not yet taken by the backend socket
         self.out_size = 0
         self.flushing = False         # closing once ``out`` is sent
@@ -61,11 +67,27 @@ class Backend:
         if self.header is None:
             # nothing to send first: readability means the greeting (or the error of a
             # failed connect, which recv reports)
-            return self._connected()
-        self.loop.add_writer(self.fd, self._on_connect)
+            self._connected()
+        else:
+            self.connecting = True
+        self.poller.register(self.fd, self._on_events)
+
+    def _on_events(self, events):
+        if events & IN_EVENTS:
+            self.rready = True
+            if events & END_EVENTS:
+                self.ended = True
+        if self.connecting:
+            if not events & OUT_EVENTS:
+                return
+            self._on_connect()
+        if self.rready and self.reading:
+            self._on_data()
+        if events & OUT_EVENTS and self.out:
+            self._on_writable()
 
     def _on_connect(self):
-        self.loop.remove_writer(self.fd)
+        self.connecting = False
         error = connect_error(self.sock)
         if error is not None:
             return self.client.backend_failed(error)
@@ -83,24 +105,32 @@ class Backend:
                     OSError(0, "could not send PROXY protocol header at once"))
         self.client.backend_connected()
         self.reading = True
-        self.loop.add_reader(self.fd, self._on_data)
 
     def _on_data(self):
-        if self.relaying:
-            self._on_relay_data()
-        else:
+        # edge-triggered: read until drained, unless reading stops or the session ends
+        while self.reading and self.rready and not self.closed:
+            if self.relaying:
+                self._on_relay_data()
+                if self.rready and self.reading and not self.closed:
+                    # a long burst: let the other sessions run before going on
+                    self.loop.call_soon(self._on_data)
+                return
             self._on_login_data()
 
     def _on_login_data(self):
         try:
             data = self.sock.recv(65536)
         except (BlockingIOError, InterruptedError):
+            self.rready = False
             return
         except OSError as e:
+            self.rready = False
             if self.login.state == GREETING and not self.login.buf:
                 self.pause_reading()            # the connect itself failed
                 return self.client.backend_failed(e)
             data = b""
+        if len(data) < 65536 and not self.ended:
+            self.rready = False          # drained: more input brings a new edge
         if not data:
             self.pause_reading()
             return self.client.backend_login_done(REFUSED_EOF, b"")
@@ -130,18 +160,25 @@ class Backend:
 
     def _on_relay_data(self):
         write = self.client.transport.write
+        recv = self.sock.recv
         for _ in range(16):
             try:
-                data = self.sock.recv(READ_CHUNK)
+                data = recv(READ_CHUNK)
             except (BlockingIOError, InterruptedError):
+                self.rready = False
                 return
             except OSError:
                 data = b""
             if not data:
+                self.rready = False
                 self.client.end_relay()
                 return
+            if len(data) < READ_CHUNK and not self.ended:
+                self.rready = False      # drained: more input brings a new edge
+                write(data)
+                return
             write(data)
-            if not self.reading or len(data) < READ_CHUNK:
+            if not self.reading:
                 return
 
     def write(self, data: bytes) -> None:
@@ -163,7 +200,7 @@ class Backend:
                 return
             self.out.append(data[n:])
             self.out_size += len(data) - n
-            self.loop.add_writer(self.fd, self._on_writable)
+            # the output edge comes when the socket has room again
         if self.out_size > WRITE_HIGH:
             self.client.pause_reading_for_backend()
 
@@ -183,7 +220,6 @@ class Backend:
                 self.out[0] = data[n:]
                 return
             self.out.pop(0)
-        self.loop.remove_writer(self.fd)
         if self.flushing:
             self._close_now()
             return
@@ -191,14 +227,14 @@ class Backend:
             self.client.resume_reading_for_backend()
 
     def pause_reading(self) -> None:
-        if self.reading and not self.closed:
-            self.reading = False
-            self.loop.remove_reader(self.fd)
+        # what arrives meanwhile stays in the socket (and its edge is remembered)
+        self.reading = False
 
     def resume_reading(self) -> None:
         if not self.reading and not self.closed:
             self.reading = True
-            self.loop.add_reader(self.fd, self._on_data)
+            if self.rready and not self.connecting:
+                self.loop.call_soon(self._on_data)
 
     def close(self) -> None:
         """Close, after sending what the client already sent (nothing relayed is lost)."""
@@ -218,8 +254,7 @@ class Backend:
         self.closed = True
         if self.sock is not None:
             if self.fd >= 0:
-                self.loop.remove_reader(self.fd)
-                self.loop.remove_writer(self.fd)
+                self.poller.unregister(self.fd)
                 self.client.rt.backends -= 1
             self.sock.close()
             self.sock = None

@@ -13,6 +13,8 @@ import itertools
 
 from ..log import ErrorLog
 from .client import ClientConnection
+from .poller import Poller
+from .sockio import Acceptor
 
 
 class Runtime:
@@ -25,11 +27,12 @@ class Runtime:
         # in nginx; a client that would exceed it is closed at once
         self.max_connections = config.main.events.worker_connections
         self.backends = 0
-        self.servers: list = []          # asyncio Server objects
+        self.servers: list = []          # acceptors of the listening sockets
         self._conn = itertools.count(1)
         self._logs: dict = {}
         self._ssl: dict = {}
         self._auth_pools: dict = {}      # auth_http_keepalive: address -> AuthPool
+        self.poller = Poller(loop)       # the proxied sockets (poller.py)
 
     def over_limit(self) -> bool:
         if len(self.connections) + self.backends < self.max_connections:
@@ -78,10 +81,7 @@ class Runtime:
             if needs_handshake:
                 self.servers.append(accept_with_handshake(self, ls))
                 continue
-            srv = await self.loop.create_server(
-                lambda ls=ls: ClientConnection(self, ls), sock=ls.sock, backlog=l.backlog,
-                start_serving=True)
-            self.servers.append(srv)
+            self.servers.append(Acceptor(self, ls, lambda ls=ls: ClientConnection(self, ls)))
 
     def stop_accepting(self) -> None:
         for srv in self.servers:

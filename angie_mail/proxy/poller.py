@@ -1,0 +1,68 @@
+"""The edge-triggered poller of the proxied sockets (clients, backends, auth_http).
+
+Each socket is registered once, for input and output, edge-triggered, as nginx does;
+reading is paused and resumed without a system call, and closing the socket removes it
+from the set.  The event loop's own fd watchers would cost several epoll_ctl calls each
+time a reader is added or removed (libuv checks, re-arms and deletes the descriptor),
+which is most of the system calls of a short session.
+
+The poller's epoll descriptor is itself watched by the event loop: when it is readable
+the ready events are fetched without blocking and handed to the socket's handler as an
+event mask.  Handlers must take a spurious event calmly (a recv that finds nothing):
+when a socket is closed and its descriptor number reused within one batch, the new
+socket may see an event that was meant for the old one.
+"""
+
+from __future__ import annotations
+
+import select
+
+EPOLLIN = select.EPOLLIN
+EPOLLOUT = select.EPOLLOUT
+EPOLLERR = select.EPOLLERR
+EPOLLHUP = select.EPOLLHUP
+EPOLLRDHUP = getattr(select, "EPOLLRDHUP", 0x2000)
+IN_EVENTS = EPOLLIN | EPOLLRDHUP | EPOLLERR | EPOLLHUP
+OUT_EVENTS = EPOLLOUT | EPOLLERR | EPOLLHUP
+# the peer closed or the socket failed: a short read no longer means "drained", the
+# end must be read too (no further edge will announce it)
+END_EVENTS = EPOLLRDHUP | EPOLLERR | EPOLLHUP
+_MASK = EPOLLIN | EPOLLOUT | EPOLLRDHUP | select.EPOLLET
+BATCH = 512
+
+
+class Poller:
+    __slots__ = ("loop", "ep", "fd", "handlers")
+
+    def __init__(self, loop):
+        self.loop = loop
+        self.ep = select.epoll()
+        self.fd = self.ep.fileno()
+        self.handlers: dict = {}
+        loop.add_reader(self.fd, self._run)
+
+    def register(self, fd: int, handler) -> None:
+        """Watch ``fd``; ``handler(events)`` is called on each edge."""
+        self.handlers[fd] = handler
+        self.ep.register(fd, _MASK)
+
+    def unregister(self, fd: int) -> None:
+        """Forget ``fd`` just before closing it (the close takes it out of the set)."""
+        self.handlers.pop(fd, None)
+
+    def _run(self) -> None:
+        handlers = self.handlers
+        for fd, events in self.ep.poll(0, BATCH):
+            h = handlers.get(fd)
+            if h is not None:
+                h(events)
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            try:
+                self.loop.remove_reader(self.fd)
+            except (ValueError, OSError):
+                pass
+            self.ep.close()
+            self.fd = -1
+            self.handlers.clear()
