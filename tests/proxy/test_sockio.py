@@ -1,0 +1,177 @@
+"""The client socket transport over the edge-triggered poller, against a real peer
+socket: flow control both ways, pausing, the end of input, and closing."""
+
+import asyncio
+import socket
+import types
+
+import pytest
+import uvloop
+
+from angie_mail.proxy.poller import Poller
+from angie_mail.proxy.sockio import READ_CHUNK, SocketTransport
+
+
+class Recorder(asyncio.Protocol):
+    def __init__(self):
+        self.events = []
+        self.data = bytearray()
+        self.transport = None
+        self.lost = None
+
+    def connection_made(self, transport):
+        self.transport = transport
+        self.events.append("made")
+
+    def data_received(self, data):
+        self.data += data
+        self.events.append("data")
+
+    def eof_received(self):
+        self.events.append("eof")
+        return False
+
+    def connection_lost(self, exc):
+        self.events.append("lost")
+        self.lost = exc
+
+    def pause_writing(self):
+        self.events.append("pause_writing")
+
+    def resume_writing(self):
+        self.events.append("resume_writing")
+
+
+@pytest.fixture
+def env():
+    loop = uvloop.new_event_loop()
+    rt = types.SimpleNamespace(loop=loop, poller=Poller(loop))
+    ours, peer = socket.socketpair()
+    peer.setblocking(False)
+    proto = Recorder()
+    t = SocketTransport(rt, ours, ("127.0.0.1", 1), proto)
+    t.start()
+    yield loop, t, proto, peer
+    t.abort()
+    peer.close()
+    loop.run_until_complete(asyncio.sleep(0))
+    rt.poller.close()
+    loop.close()
+
+
+def spin(loop, until, timeout=5.0):
+    async def wait():
+        deadline = loop.time() + timeout
+        while not until():
+            assert loop.time() < deadline, "timed out"
+            await asyncio.sleep(0.001)
+    loop.run_until_complete(wait())
+
+
+def drain(peer):
+    out = bytearray()
+    while True:
+        try:
+            chunk = peer.recv(1 << 20)
+        except BlockingIOError:
+            return bytes(out)
+        if not chunk:
+            return bytes(out)
+        out += chunk
+
+
+def test_data_then_end_in_one_edge(env):
+    loop, t, proto, peer = env
+    peer.sendall(b"USER a\r\n")
+    peer.shutdown(socket.SHUT_WR)
+    spin(loop, lambda: "lost" in proto.events)
+    assert bytes(proto.data) == b"USER a\r\n"
+    assert proto.events == ["made", "data", "eof", "lost"]
+
+
+def test_more_than_one_read_chunk_arrives_whole(env):
+    loop, t, proto, peer = env
+    blob = bytes(range(256)) * (3 * READ_CHUNK // 256 + 7)
+    peer.setblocking(True)
+    peer.sendall(blob)
+    spin(loop, lambda: len(proto.data) >= len(blob))
+    assert bytes(proto.data) == blob
+
+
+def test_paused_reading_keeps_input_for_later(env):
+    loop, t, proto, peer = env
+    t.pause_reading()
+    peer.sendall(b"PASS x\r\n")
+    peer.shutdown(socket.SHUT_WR)
+    loop.run_until_complete(asyncio.sleep(0.05))
+    assert proto.events == ["made"] and not proto.data
+    t.resume_reading()
+    spin(loop, lambda: "lost" in proto.events)
+    assert bytes(proto.data) == b"PASS x\r\n"
+    assert proto.events == ["made", "data", "eof", "lost"]
+
+
+def test_write_backpressure_and_close_flushes_everything(env):
+    loop, t, proto, peer = env
+    blob = b"".join(i.to_bytes(4, "big") for i in range(1 << 20))     # 4 MiB
+    for off in range(0, len(blob), 256 * 1024):
+        t.write(blob[off:off + 256 * 1024])
+    assert "pause_writing" in proto.events
+    assert t.get_write_buffer_size() > 0
+    t.close()
+    assert "lost" not in proto.events          # not before the buffer is sent
+    got = bytearray()
+
+    def more():
+        got.extend(drain(peer))
+        return "lost" in proto.events and len(got) >= len(blob)
+    spin(loop, more)
+    got.extend(drain(peer))
+    assert bytes(got) == blob
+    assert proto.lost is None
+    assert peer.recv(10) == b""                # closed after the last byte
+
+
+def test_resume_writing_below_low_mark(env):
+    loop, t, proto, peer = env
+    t.write(b"x" * (8 << 20))
+    assert proto.events[-1] == "pause_writing"
+    got = 0
+
+    def more():
+        nonlocal got
+        got += len(drain(peer))
+        return "resume_writing" in proto.events
+    spin(loop, more)
+    assert t.get_write_buffer_size() <= 16 * 1024
+
+
+def test_abort_drops_output_and_reports_once_later(env):
+    loop, t, proto, peer = env
+    t.write(b"y" * (8 << 20))
+    t.abort()
+    assert "lost" not in proto.events          # never from inside the caller
+    loop.run_until_complete(asyncio.sleep(0.01))
+    assert proto.events.count("lost") == 1
+    t.close()
+    t.write(b"ignored")
+    loop.run_until_complete(asyncio.sleep(0.01))
+    assert proto.events.count("lost") == 1
+
+
+def test_peer_reset_is_connection_lost_with_error(env):
+    loop, t, proto, peer = env
+    import struct
+    peer.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    t.write(b"z" * (8 << 20))
+    peer.close()
+    spin(loop, lambda: "lost" in proto.events)
+    assert proto.events.count("lost") == 1
+
+
+def test_extra_info(env):
+    loop, t, proto, peer = env
+    assert t.get_extra_info("peername") == ("127.0.0.1", 1)
+    assert t.get_extra_info("socket") is not None
+    assert t.get_extra_info("ssl_object") is None
+    assert t.get_extra_info("nothing", 7) == 7
