@@ -15,7 +15,7 @@ import socket
 from ..pop3.session import CERT_ERROR, NO_CERT
 from .client import ClientConnection, _addr_text
 from .proxy_protocol import MAX_HEADER, BrokenHeader, parse
-from .sockio import start_transport
+from .sockio import Acceptor, start_transport
 from .tls import TlsInfo, check_client_certificate
 from .tlsio import TlsEngine
 
@@ -54,22 +54,11 @@ class _Acceptor:
     def __init__(self, rt, ls):
         self.rt = rt
         self.ls = ls
-        self.sock = ls.sock
-        self.closed = False
-        rt.loop.add_reader(self.sock.fileno(), self.on_readable)
+        self.acceptor = Acceptor(rt, ls, self.accepted)
 
-    def on_readable(self):
-        rt = self.rt
-        for _ in range(64):
-            try:
-                conn, peer = self.sock.accept()
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError as e:
-                rt.main_log.log("alert", f"accept() failed ({e.errno}: {e.strerror})")
-                return
-            conn.setblocking(False)
-            rt.loop.create_task(self.handshake(conn, peer))
+    def accepted(self, conn, peer):
+        conn.setblocking(False)
+        self.rt.loop.create_task(self.handshake(conn, peer))
 
     async def handshake(self, conn, peer):
         rt = self.rt
@@ -147,12 +136,7 @@ class _Acceptor:
                 engine.abort()
 
     def close(self):
-        if not self.closed:
-            self.closed = True
-            try:
-                self.rt.loop.remove_reader(self.sock.fileno())
-            except (ValueError, OSError):
-                pass
+        self.acceptor.close()
 
 
 def accept_with_handshake(rt, ls):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import _socket
 import errno
 import os
 import socket
@@ -17,7 +18,8 @@ def start_connect(family: int, sockaddr, nodelay: bool = False):
     (socket or None, OSError) when creating or connecting failed at once."""
     sock = None
     try:
-        sock = socket.socket(family, socket.SOCK_STREAM | _NONBLOCK)
+        # the C socket type: socket.socket's Python-level __init__ adds nothing used here
+        sock = _socket.socket(family, socket.SOCK_STREAM | _NONBLOCK)
         if not _NONBLOCK:
             sock.setblocking(False)
         if nodelay:

@@ -14,7 +14,7 @@ import itertools
 from ..log import ErrorLog
 from .client import ClientConnection
 from .poller import Poller
-from .sockio import Acceptor
+from .sockio import plain_acceptor
 
 
 class Runtime:
@@ -81,7 +81,7 @@ class Runtime:
             if needs_handshake:
                 self.servers.append(accept_with_handshake(self, ls))
                 continue
-            self.servers.append(Acceptor(self, ls, lambda ls=ls: ClientConnection(self, ls)))
+            self.servers.append(plain_acceptor(self, ls, lambda ls=ls: ClientConnection(self, ls)))
 
     def stop_accepting(self) -> None:
         for srv in self.servers:

@@ -22,15 +22,16 @@ from __future__ import annotations
 import _socket
 import asyncio
 import collections
+import errno
 import socket
 
-from ..log import RANK
 from .poller import END_EVENTS, IN_EVENTS, OUT_EVENTS
 
 READ_CHUNK = 64 * 1024
 WRITE_HIGH = 64 * 1024          # asyncio's default write-buffer limits
 WRITE_LOW = 16 * 1024
 ACCEPT_BATCH = 64
+ACCEPT_DELAY = 0.5                # out of descriptors: accept again after this
 _DONTWAIT = getattr(socket, "MSG_DONTWAIT", 0)
 _AGAIN = (BlockingIOError, InterruptedError)
 
@@ -253,41 +254,87 @@ def start_transport(rt, sock, peer, protocol) -> SocketTransport:
 
 
 class Acceptor:
-    """Accepts on one plain listening socket and starts a ClientConnection per client."""
+    """Accepts on one listening socket and hands each new socket, with the peer address
+    accept() returned, to ``accepted(sock, peer)``.
 
-    def __init__(self, rt, ls, factory):
+    Errors are nginx's: ECONNABORTED is logged at "error" and accepting goes on;
+    running out of descriptors (EMFILE, ENFILE) is logged at "crit" and accepting
+    stops for half a second (nginx's accept_mutex_delay), instead of spinning on a
+    socket that stays readable; other errors are logged at "alert"."""
+
+    def __init__(self, rt, ls, accepted):
         self.rt = rt
         self.ls = ls
-        self.factory = factory          # () -> protocol
+        self.accepted = accepted
         self.sock = ls.sock
         self.sock.setblocking(False)
         self.fd = self.sock.fileno()
         self.family = self.sock.family
         self.closed = False
-        rt.loop.add_reader(self.fd, self.on_readable)
+        self.watching = False
+        self.delay = None
+        self._watch()
+
+    def _watch(self):
+        self.delay = None
+        if not self.closed and not self.watching:
+            self.watching = True
+            self.rt.loop.add_reader(self.fd, self.on_readable)
+
+    def _unwatch(self):
+        if self.watching:
+            self.watching = False
+            try:
+                self.rt.loop.remove_reader(self.fd)
+            except (ValueError, OSError):
+                pass
 
     def on_readable(self):
         accept = self.sock._accept
         family = self.family
-        rt = self.rt
-        factory = self.factory
+        accepted = self.accepted
         for _ in range(ACCEPT_BATCH):
             try:
                 fd, peer = accept()
             except _AGAIN:
                 return
             except OSError as e:
-                if self.rt.main_log.rank >= RANK["alert"]:
-                    self.rt.main_log.log("alert", f"accept() failed ({e.errno}: {e.strerror})")
+                if self._failed(e):
+                    continue
                 return
-            # the C socket type, with family and type given: no system call here
-            sock = _socket.socket(family, socket.SOCK_STREAM, 0, fd)
-            SocketTransport(rt, sock, peer, factory()).start()
+            # the C socket type, with family and type given (its constructor only
+            # checks the descriptor with one getsockname)
+            accepted(_socket.socket(family, socket.SOCK_STREAM, 0, fd), peer)
+            if self.closed:
+                return
+
+    def _failed(self, e: OSError) -> bool:
+        """Log a failed accept; True when accepting may go on at once."""
+        log = self.rt.main_log
+        text = f"accept4() failed ({e.errno}: {e.strerror})"
+        if e.errno == errno.ECONNABORTED:
+            log.log("error", text)
+            return True
+        if e.errno in (errno.EMFILE, errno.ENFILE):
+            log.log("crit", text)
+            self._unwatch()
+            self.delay = self.rt.loop.call_later(ACCEPT_DELAY, self._watch)
+            return False
+        log.log("alert", text)
+        return False
 
     def close(self):
         if not self.closed:
             self.closed = True
-            try:
-                self.rt.loop.remove_reader(self.fd)
-            except (ValueError, OSError):
-                pass
+            self._unwatch()
+            if self.delay is not None:
+                self.delay.cancel()
+                self.delay = None
+
+
+def plain_acceptor(rt, ls, factory) -> Acceptor:
+    """Acceptor of a listener without PROXY protocol or TLS: the POP3 session starts
+    on the accepted socket right away."""
+    def accepted(sock, peer):
+        SocketTransport(rt, sock, peer, factory()).start()
+    return Acceptor(rt, ls, accepted)

@@ -3,6 +3,7 @@ poplib), an in-test auth_http server and a scripted backend."""
 
 import base64
 import poplib
+import socket
 import threading
 import time
 
@@ -515,3 +516,24 @@ def test_large_transfer_both_ways_byte_exact(start_proxy):
     finally:
         auth.close()
         backend.close()
+
+
+def test_out_of_descriptors_pauses_accepting(auth, backend, start_proxy):
+    """EMFILE on accept: logged at crit as nginx does, accepting pauses (no spinning on
+    the still-readable listening socket) and resumes once descriptors are free."""
+    p, port = start_proxy(auth_url=auth.url, main="worker_rlimit_nofile 48;", workers=True)
+    clients = [socket.create_connection(("127.0.0.1", port)) for _ in range(80)]
+    try:
+        p.wait_log("accept4() failed (24: Too many open files)")
+        time.sleep(1.5)
+        with open(p.log_path) as f:
+            failures = [l for l in f if "accept4() failed (24:" in l]
+        assert all("[crit]" in l for l in failures)
+        # paused for half a second after each failure: a handful, not a busy loop
+        assert len(failures) <= 10, len(failures)
+    finally:
+        for s in clients:
+            s.close()
+    c = Client(port, timeout=10)
+    assert c.line() == b"+OK POP3 ready\r\n"
+    assert login(c) == b"+OK pass ok\r\n"
