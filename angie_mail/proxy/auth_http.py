@@ -433,7 +433,14 @@ class AuthExchange:
         error = connect_error(self.sock)
         if error is not None:
             return self._finish(None, error)
-        self._send()
+        try:
+            n = self.sock.send(self.request)
+        except OSError as e:
+            if e.errno in NOT_CONNECTED_YET:
+                self.wants_write = _CONNECTING     # not connected after all: next edge
+                return
+            return self._finish(None, e)
+        self._sent(n)
 
     def _send(self):
         try:

@@ -8,9 +8,10 @@ which is most of the system calls of a short session.
 
 The poller's epoll descriptor is itself watched by the event loop: when it is readable
 the ready events are fetched without blocking and handed to the socket's handler as an
-event mask.  Handlers must take a spurious event calmly (a recv that finds nothing):
-when a socket is closed and its descriptor number reused within one batch, the new
-socket may see an event that was meant for the old one.
+event mask.  A socket closed while a batch is dispatched has its remaining events in
+that batch dropped, so a new socket that reuses the descriptor number at once never
+sees an event meant for the old one; handlers still take a spurious event calmly (a
+recv that finds nothing), as the kernel allows.
 """
 
 from __future__ import annotations
@@ -32,13 +33,15 @@ BATCH = 512
 
 
 class Poller:
-    __slots__ = ("loop", "ep", "fd", "handlers")
+    __slots__ = ("loop", "ep", "fd", "handlers", "running", "stale")
 
     def __init__(self, loop):
         self.loop = loop
         self.ep = select.epoll()
         self.fd = self.ep.fileno()
         self.handlers: dict = {}
+        self.running = False            # a batch is being dispatched
+        self.stale: set = set()         # descriptors closed during this batch
         loop.add_reader(self.fd, self._run)
 
     def register(self, fd: int, handler) -> None:
@@ -49,13 +52,23 @@ class Poller:
     def unregister(self, fd: int) -> None:
         """Forget ``fd`` just before closing it (the close takes it out of the set)."""
         self.handlers.pop(fd, None)
+        if self.running:
+            self.stale.add(fd)
 
     def _run(self) -> None:
         handlers = self.handlers
-        for fd, events in self.ep.poll(0, BATCH):
-            h = handlers.get(fd)
-            if h is not None:
-                h(events)
+        stale = self.stale
+        self.running = True
+        try:
+            for fd, events in self.ep.poll(0, BATCH):
+                if stale and fd in stale:
+                    continue            # fetched for a socket closed since
+                h = handlers.get(fd)
+                if h is not None:
+                    h(events)
+        finally:
+            self.running = False
+            stale.clear()
 
     def close(self) -> None:
         if self.fd >= 0:

@@ -14,7 +14,7 @@ Angie.
 from __future__ import annotations
 
 from ..pop3.backend import AGAIN, GREETING, LOGGED_IN, SEND
-from .netio import connect_error, start_connect
+from .netio import NOT_CONNECTED_YET, connect_error, start_connect
 from .poller import END_EVENTS, IN_EVENTS, OUT_EVENTS
 
 # reads from the backend take up to this much at a time (proxy_buffer bounds only the
@@ -98,7 +98,10 @@ class Backend:
             # one PROXY protocol v1 header, in one send, before anything is read
             try:
                 n = self.sock.send(self.header)
-            except OSError:
+            except OSError as e:
+                if e.errno in NOT_CONNECTED_YET:
+                    self.connecting = True      # not connected after all: next edge
+                    return
                 n = 0
             if n != len(self.header):
                 return self.client.backend_failed(

@@ -13,8 +13,8 @@ accepted socket needs no fcntl either.
 ``connection_made`` before reading starts, ``eof_received`` (closing unless it returns
 true), ``connection_lost`` once (called soon after close/abort, as asyncio does),
 ``pause_writing``/``resume_writing`` at the write-buffer high/low marks, and ``close``
-that flushes what was written first.  Pausing reading only stops reading: the kernel
-keeps what arrives, as nginx does when it blocks reading.
+that flushes what was written first (for at most a minute).  Pausing reading only
+stops reading: the kernel keeps what arrives, as nginx does when it blocks reading.
 """
 
 from __future__ import annotations
@@ -31,7 +31,8 @@ READ_CHUNK = 64 * 1024
 WRITE_HIGH = 64 * 1024          # asyncio's default write-buffer limits
 WRITE_LOW = 16 * 1024
 ACCEPT_BATCH = 64
-ACCEPT_DELAY = 0.5                # out of descriptors: accept again after this
+CLOSE_LINGER = 60.0             # close(): the longest wait for pending output to go
+ACCEPT_DELAY = 0.5              # out of descriptors: accept again after this
 _DONTWAIT = getattr(socket, "MSG_DONTWAIT", 0)
 _AGAIN = (BlockingIOError, InterruptedError)
 
@@ -39,7 +40,7 @@ _AGAIN = (BlockingIOError, InterruptedError)
 class SocketTransport(asyncio.Transport):
     __slots__ = ("_loop", "_poller", "_sock", "_fd", "_peer", "_protocol", "_out",
                  "_out_size", "_reading", "_rready", "_ended", "_closing", "_closed", "_paused",
-                 "_high", "_low", "_sockname")
+                 "_high", "_low", "_sockname", "_linger")
 
     def __init__(self, rt, sock, peer, protocol):
         self._loop = rt.loop
@@ -59,6 +60,7 @@ class SocketTransport(asyncio.Transport):
         self._high = WRITE_HIGH
         self._low = WRITE_LOW
         self._sockname = None
+        self._linger = None             # closing with output pending: the deadline
         self._extra = None
 
     def start(self) -> None:
@@ -201,6 +203,9 @@ class SocketTransport(asyncio.Transport):
         self._reading = False
         if not self._out:
             self._finish(None)
+        else:
+            # a peer that never reads again must not hold the socket forever
+            self._linger = self._loop.call_later(CLOSE_LINGER, self.abort)
 
     def abort(self):
         self._closing = True
@@ -216,6 +221,9 @@ class SocketTransport(asyncio.Transport):
             return
         self._closed = True
         self._reading = False
+        if self._linger is not None:
+            self._linger.cancel()
+            self._linger = None
         self._out = None
         self._out_size = 0
         self._poller.unregister(self._fd)

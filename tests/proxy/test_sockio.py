@@ -2,6 +2,7 @@
 socket: flow control both ways, pausing, the end of input, and closing."""
 
 import asyncio
+import select
 import socket
 import types
 
@@ -175,3 +176,58 @@ def test_extra_info(env):
     assert t.get_extra_info("socket") is not None
     assert t.get_extra_info("ssl_object") is None
     assert t.get_extra_info("nothing", 7) == 7
+
+
+def test_close_gives_up_on_a_peer_that_never_reads(env, monkeypatch):
+    import angie_mail.proxy.sockio as sockio
+    monkeypatch.setattr(sockio, "CLOSE_LINGER", 0.05)
+    loop, t, proto, peer = env
+    t.write(b"w" * (8 << 20))
+    t.close()
+    assert "lost" not in proto.events
+    spin(loop, lambda: "lost" in proto.events)
+    assert proto.events.count("lost") == 1
+
+
+def test_events_of_a_socket_closed_in_the_same_batch_are_dropped():
+    """A handler closes socket A and a new socket B gets A's descriptor number in the
+    same batch: B must not receive A's pending event."""
+    loop = uvloop.new_event_loop()
+    poller = Poller(loop)
+    a, a_peer = socket.socketpair()
+    b_peer_holder = []
+    seen = []
+    try:
+        def on_a(events):
+            seen.append(("a", events))
+        fd = a.fileno()
+
+        def on_first(events):
+            # first handler of the batch: close A, open B on the same number
+            poller.unregister(fd)
+            a.close()
+            b, b_peer = socket.socketpair()
+            b_peer_holder.extend([b, b_peer])
+            if b.fileno() == fd:
+                poller.register(b.fileno(), lambda ev: seen.append(("b", ev)))
+        first, first_peer = socket.socketpair()
+        poller.register(first.fileno(), on_first)
+        poller.register(fd, on_a)
+        # both have input pending before the batch is fetched
+        first_peer.send(b"x")
+        a_peer.send(b"y")
+        loop.run_until_complete(asyncio.sleep(0.05))
+        assert b_peer_holder and b_peer_holder[0].fileno() == fd, "descriptor not reused"
+        assert not [ev for who, ev in seen if who == "a"]
+        # B has had nothing to read: no input event may have reached it (its own
+        # "writable" edge from the registration is fine)
+        assert not [ev for who, ev in seen if who == "b" and ev & select.EPOLLIN]
+        # B's own input is delivered
+        b_peer_holder[1].send(b"z")
+        loop.run_until_complete(asyncio.sleep(0.05))
+        assert [ev for who, ev in seen if who == "b" and ev & select.EPOLLIN]
+    finally:
+        for s in [a_peer, first, first_peer] + b_peer_holder:
+            s.close()
+        poller.close()
+        loop.close()
