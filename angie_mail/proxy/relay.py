@@ -1,10 +1,11 @@
 """The backend side of a session: connect, log in, then the transparent relay.
 
 The backend connection is a raw non-blocking socket registered once with the
-edge-triggered poller (poller.py; no transport or coroutine per session).  During login its bytes go to the sans-IO login
-machine (angie_mail.pop3.backend).  After it, every byte is copied as it comes, in both
-directions, with no parsing: the client's bytes arrive in ClientConnection.data_received
-and are sent here; the backend's are read here and written to the client's transport.
+edge-triggered poller (poller.py; no transport or coroutine per session).  During
+login its bytes go to the sans-IO login machine (angie_mail.pop3.backend).  After it,
+every byte is copied as it comes, in both directions, with no parsing: the client's
+bytes arrive in ClientConnection.data_received and are sent here; the backend's are
+read here and written to the client's transport (sockio.SocketTransport).
 Flow control is back-pressure: when one side cannot take more, the other side stops
 being read, so memory stays bounded and nothing is dropped.  The relay ends when either
 side closes (after what it sent was delivered); a half-close is not propagated, as in
