@@ -50,7 +50,8 @@ class ClientConnection(asyncio.Protocol):
                  "backend", "login", "upstream", "action", "reading", "tls", "tls_info",
                  "proxy_header", "task", "exchange", "last_activity", "relay_timer",
                  "relay_timeout", "conn_no", "family", "peer", "_local", "server", "errlog",
-                 "client_ip", "client_port", "auth_request_bytes", "immediate_waits")
+                 "client_ip", "client_port", "auth_request_bytes", "immediate_waits",
+                 "write_paused")
 
     def __init__(self, rt, lsock, conf=None, pre=None):
         self.rt = rt
@@ -65,6 +66,7 @@ class ClientConnection(asyncio.Protocol):
         self.login = b""
         self.upstream = ""
         self.action = "sending client greeting line"
+        self.write_paused = False      # the client socket's write buffer is above its mark
         self.reading = True
         self.tls = False
         self.tls_info = None
@@ -190,6 +192,12 @@ class ClientConnection(asyncio.Protocol):
         s = self.session
         write = self.transport.write
         while True:
+            if self.write_paused:
+                # replies are not being read: answer nothing more until they are
+                if self.reading:
+                    self.transport.pause_reading()
+                    self.reading = False
+                return
             code, out = s.step()
             if code == pop3.NEED:
                 if len(s.buf) > _MAX_PENDING and self.reading:
@@ -243,14 +251,21 @@ class ClientConnection(asyncio.Protocol):
     # --- back-pressure in the relay ----------------------------------------------------
 
     def pause_writing(self):
-        """The client does not read fast enough: stop reading the backend."""
+        """The client does not read fast enough: stop reading the backend (relay), or
+        stop answering pipelined commands (pre-auth).  Remembered in any phase: the
+        transport says it once, and the relay may start while it holds."""
+        self.write_paused = True
         if self.phase == RELAY and self.backend is not None:
             self.backend.pause_reading()
 
     def resume_writing(self):
+        self.write_paused = False
         if self.phase == RELAY and self.backend is not None:
             self.last_activity = self.rt.loop.time()
             self.backend.resume_reading()
+        elif self.phase == PREAUTH:
+            self.resume()
+            self.process()
 
     def pause_reading_for_backend(self):
         """The backend does not read fast enough: stop reading the client."""
@@ -446,6 +461,8 @@ class ClientConnection(asyncio.Protocol):
             backend.write(pending)
         self.session = _Done
         backend.start_relay()
+        if self.write_paused:
+            backend.pause_reading()
         loop = self.rt.loop
         self.last_activity = loop.time()
         self.relay_timeout = srv.proxy_timeout_ms / 1000.0

@@ -537,3 +537,60 @@ def test_out_of_descriptors_pauses_accepting(auth, backend, start_proxy):
     c = Client(port, timeout=10)
     assert c.line() == b"+OK POP3 ready\r\n"
     assert login(c) == b"+OK pass ok\r\n"
+
+
+def test_client_that_does_not_read_holds_back_the_proxy(start_proxy):
+    """Pipelined commands whose replies are not read stop being answered (pre-auth),
+    and the relay never outruns the client: the backend is read only as fast as the
+    client reads.  Everything then arrives, byte for byte, once the client reads."""
+    size = 40 * 1024 * 1024
+    body = (b"0123456789abcdef" * 4 + b"\r\n") * (size // 66)
+    message = b"+OK %d octets\r\n" % len(body) + body + b".\r\n"
+    sent = [0]
+
+    def session(rfile, wfile):
+        wfile.write(b"+OK ready\r\n")
+        wfile.flush()
+        while True:
+            line = rfile.readline()
+            if not line:
+                return
+            cmd = line.split()[0].upper() if line.split() else b""
+            if cmd == b"RETR":
+                for off in range(0, len(message), 1 << 16):
+                    wfile.write(message[off:off + (1 << 16)])
+                    wfile.flush()
+                    sent[0] = off + (1 << 16)
+                continue
+            wfile.write(b"+OK quit ok\r\n" if cmd == b"QUIT" else b"+OK\r\n")
+            wfile.flush()
+            if cmd == b"QUIT":
+                return
+    backend = Backend()
+    backend.session = session
+    auth = AuthServer(lambda req: ok_response(backend.port))
+    try:
+        caps = " ".join('"' + "X" * 1000 + str(i) + '"' for i in range(10))
+        p, port = start_proxy(auth_url=auth.url, server_lines=[f"pop3_capabilities {caps};"])
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.settimeout(30)
+        s.connect(("127.0.0.1", port))
+        s.sendall(b"CAPA\r\n" * 900 + b"USER test@example.com\r\nPASS secret\r\nRETR 1\r\n"
+                  + b"QUIT\r\n")
+        time.sleep(3)
+        # the proxy has not read the 40 MB ahead of the client
+        assert sent[0] < size // 2, sent[0]
+        got = bytearray()
+        while True:
+            chunk = s.recv(1 << 20)
+            if not chunk:
+                break
+            got += chunk
+        s.close()
+        assert got.count(b"+OK Capability list follows\r\n") == 900
+        assert message in got
+        assert got.endswith(b"+OK quit ok\r\n")
+    finally:
+        auth.close()
+        backend.close()
