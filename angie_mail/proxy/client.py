@@ -83,8 +83,7 @@ class ClientConnection(asyncio.Protocol):
         out = f" while {self.action}, client: \"{self.peer_text}\"" if self.action else \
             f", client: \"{self.peer_text}\""
         out += f", server: \"{self.conf.addr_text}\""
-        if self.tls and self.session is not None and self.session.tls and \
-                not self.conf.listen.ssl:
+        if self.tls and not self.conf.listen.ssl:       # TLS by STLS
             out += ', starttls: "true"'
         if self.login:
             out += f', login: "{self.login.decode("utf-8", "backslashreplace")}"'
@@ -246,7 +245,8 @@ class ClientConnection(asyncio.Protocol):
         self.action = "in auth state"
         self.reading = True
         ok.start_app(self, call_connection_made=False)   # delivers what already arrived
-        self.process()
+        if self.phase == PREAUTH:
+            self.process()      # start_app may have gone on to auth_http already
 
     # --- back-pressure in the relay ----------------------------------------------------
 
@@ -570,6 +570,7 @@ class ClientConnection(asyncio.Protocol):
 class _DoneSession:
     """Placeholder once the pre-auth machine is finished (relay phase)."""
     buf = b""
+    tls = False
 
     def feed(self, data):
         pass

@@ -313,3 +313,46 @@ def test_many_handshakes_do_not_block(pki, recorder, start_proxy):
     assert results == [b"+OK POP3 ready\r\n"] * 10
     for s in stalled:
         s.close()
+
+
+def _read_to_eof(s) -> bytes:
+    data = b""
+    while True:
+        try:
+            chunk = s.recv(65536)
+        except (ssl.SSLError, ConnectionResetError):
+            break
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+@pytest.mark.parametrize("mode", ["implicit", "stls"])
+def test_tls_session_ends_cleanly_after_relay(pki, recorder, backend, start_proxy, mode):
+    """A TLS session that reached the relay is closed when the backend ends it, with
+    the usual log line, and with commands pipelined right after STLS going to the
+    backend in order."""
+    port = free_port()
+    if mode == "implicit":
+        p, _ = start_proxy(auth_url=recorder.url, mail_lines=tls_lines(pki), port=port,
+                           listen=f"listen 127.0.0.1:{port} ssl;")
+        s = client_ctx(pki).wrap_socket(socket.create_connection(("127.0.0.1", port),
+                                                                 timeout=5))
+        assert s.recv(100) == b"+OK POP3 ready\r\n"
+    else:
+        p, _ = start_proxy(auth_url=recorder.url, mail_lines=tls_lines(pki), port=port,
+                           server_lines=["starttls on;"])
+        raw = socket.create_connection(("127.0.0.1", port), timeout=5)
+        assert raw.recv(100) == b"+OK POP3 ready\r\n"
+        raw.sendall(b"STLS\r\n")
+        assert raw.recv(100) == b"+OK\r\n"
+        s = client_ctx(pki).wrap_socket(raw)
+    s.sendall(b"USER test@example.com\r\nPASS secret\r\nSTAT\r\nRETR 1\r\nQUIT\r\n")
+    got = _read_to_eof(s)
+    s.close()
+    assert got == (b"+OK\r\n+OK pass ok\r\n+OK 1 22\r\n+OK 22 octets\r\n"
+                   b"Subject: hi\r\n\r\nhello\r\n.\r\n+OK quit ok\r\n")
+    assert backend.lines[-3:] == [b"STAT", b"RETR 1", b"QUIT"]
+    log = p.wait_log("proxied session done")
+    assert "unexpected" not in log and "Traceback" not in log
