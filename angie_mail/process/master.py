@@ -99,6 +99,22 @@ def serve_single(o, config, startup: StartupLog) -> int:
         pidfile.remove(config.main.pid, os.getpid())
 
 
+def log_loop_error(log: ErrorLog, context: dict) -> None:
+    """An exception that escaped a callback: one error-log line, no traceback, and
+    nothing of the exception's text (it may quote what a client sent)."""
+    exc = context.get("exception")
+    if exc is None:
+        log.log("alert", str(context.get("message", "event loop error")))
+        return
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    where = ""
+    if tb is not None:
+        where = f" at {os.path.basename(tb.tb_frame.f_code.co_filename)}:{tb.tb_lineno}"
+    log.log("alert", f"unexpected {type(exc).__name__}{where}")
+
+
 def run_loop(config, sockets, log: ErrorLog, on_ready=None, graceful_signal=None) -> int:
     """Serve ``sockets`` until a stop signal; 0 on a clean stop."""
     from ..proxy.server import Runtime
@@ -106,6 +122,7 @@ def run_loop(config, sockets, log: ErrorLog, on_ready=None, graceful_signal=None
     asyncio.set_event_loop(loop)
     rt = Runtime(loop, config, log)
     done = loop.create_future()
+    loop.set_exception_handler(lambda lp, context: log_loop_error(log, context))
 
     def fast_stop():
         rt.stop()

@@ -65,10 +65,28 @@ class Poller:
                     continue            # fetched for a socket closed since
                 h = handlers.get(fd)
                 if h is not None:
-                    h(events)
+                    try:
+                        h(events)
+                    except Exception as e:     # one session's bug must not stall others:
+                        self._failed(h, e)     # this batch's edges will not come again
         finally:
             self.running = False
             stale.clear()
+
+    def _failed(self, handler, exc) -> None:
+        """Report a handler's exception and close its socket (the session cannot be
+        trusted to go on); the rest of the batch is still dispatched."""
+        self.loop.call_exception_handler({"message": "poller callback failed",
+                                          "exception": exc})
+        owner = getattr(handler, "__self__", None)
+        for name in ("abort", "close"):
+            end = getattr(owner, name, None)
+            if end is not None:
+                try:
+                    end()
+                except Exception:
+                    pass
+                return
 
     def close(self) -> None:
         if self.fd >= 0:
