@@ -475,7 +475,7 @@ class AuthExchange:
                 return self._finish(None, e)
             if end:
                 keep = (self.pool is not None and self.sent == len(self.request)
-                        and _reusable(self.buf, headers, end))
+                        and not self.conn.ended and _reusable(self.buf, headers, end))
                 return self._finish(headers, None, keep)
             if len(self.buf) >= RESPONSE_LIMIT:
                 # nginx: a full buffer without the header end is a closed connection

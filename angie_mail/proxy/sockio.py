@@ -13,7 +13,7 @@ accepted socket needs no fcntl either.
 ``connection_made`` before reading starts, ``eof_received`` (closing unless it returns
 true), ``connection_lost`` once (called soon after close/abort, as asyncio does),
 ``pause_writing``/``resume_writing`` at the write-buffer high/low marks, and ``close``
-that flushes what was written first (for at most a minute).  Pausing reading only
+that flushes what was written first (giving up after a minute without progress).  Pausing reading only
 stops reading: the kernel keeps what arrives, as nginx does when it blocks reading.
 """
 
@@ -31,7 +31,8 @@ READ_CHUNK = 64 * 1024
 WRITE_HIGH = 64 * 1024          # asyncio's default write-buffer limits
 WRITE_LOW = 16 * 1024
 ACCEPT_BATCH = 64
-CLOSE_LINGER = 60.0             # close(): the longest wait for pending output to go
+CLOSE_LINGER = 60.0             # close(): the longest wait for pending output to move
+READ_BURST = 16                 # reads of READ_CHUNK per input edge before yielding
 ACCEPT_DELAY = 0.5              # out of descriptors: accept again after this
 _DONTWAIT = getattr(socket, "MSG_DONTWAIT", 0)
 _AGAIN = (BlockingIOError, InterruptedError)
@@ -40,7 +41,8 @@ _AGAIN = (BlockingIOError, InterruptedError)
 class SocketTransport(asyncio.Transport):
     __slots__ = ("_loop", "_poller", "_sock", "_fd", "_peer", "_protocol", "_out",
                  "_out_size", "_reading", "_rready", "_ended", "_closing", "_closed", "_paused",
-                 "_high", "_low", "_sockname", "_linger")
+                 "_high", "_low", "_sockname", "_linger",
+                 "_progress")
 
     def __init__(self, rt, sock, peer, protocol):
         self._loop = rt.loop
@@ -61,6 +63,7 @@ class SocketTransport(asyncio.Transport):
         self._low = WRITE_LOW
         self._sockname = None
         self._linger = None             # closing with output pending: the deadline
+        self._progress = 0.0            # when pending output last moved, while closing
         self._extra = None
 
     def start(self) -> None:
@@ -83,7 +86,7 @@ class SocketTransport(asyncio.Transport):
 
     def _read(self):
         recv = self._sock.recv
-        while True:
+        for _ in range(READ_BURST):
             try:
                 data = recv(READ_CHUNK, _DONTWAIT)
             except _AGAIN:
@@ -105,6 +108,8 @@ class SocketTransport(asyncio.Transport):
             self._protocol.data_received(data)
             if not (self._rready and self._reading) or self._closing:
                 return
+        # a long burst: let the other sessions run before going on
+        self._loop.call_soon(self._resume_read)
 
     def pause_reading(self):
         self._reading = False
@@ -166,12 +171,15 @@ class SocketTransport(asyncio.Transport):
                 self._fatal(e)
                 return
             self._out_size -= n
+            if self._closing:
+                self._progress = self._loop.time()
             if n < len(chunk):
                 out[0] = chunk[n:]
-                return
+                break
             out.popleft()
         if self._closing:
-            self._finish(None)
+            if not out:
+                self._finish(None)
             return
         if self._paused and self._out_size <= self._low:
             self._paused = False
@@ -204,8 +212,17 @@ class SocketTransport(asyncio.Transport):
         if not self._out:
             self._finish(None)
         else:
-            # a peer that never reads again must not hold the socket forever
-            self._linger = self._loop.call_later(CLOSE_LINGER, self.abort)
+            # a peer that stops reading must not hold the socket forever
+            self._progress = self._loop.time()
+            self._linger = self._loop.call_later(CLOSE_LINGER, self._check_linger)
+
+    def _check_linger(self):
+        idle = self._loop.time() - self._progress
+        if idle < CLOSE_LINGER:
+            self._linger = self._loop.call_later(CLOSE_LINGER - idle, self._check_linger)
+            return
+        self._linger = None
+        self.abort()
 
     def abort(self):
         self._closing = True

@@ -231,3 +231,72 @@ def test_events_of_a_socket_closed_in_the_same_batch_are_dropped():
             s.close()
         poller.close()
         loop.close()
+
+
+def test_a_failing_handler_does_not_stall_the_rest_of_the_batch():
+    loop = uvloop.new_event_loop()
+    errors = []
+    loop.set_exception_handler(lambda lp, ctx: errors.append(ctx.get("exception")))
+    rt = types.SimpleNamespace(loop=loop, poller=Poller(loop))
+    pairs, protos = [], []
+
+    class Boom(Recorder):
+        def data_received(self, data):
+            raise RuntimeError("bug")
+    try:
+        for i in range(20):
+            ours, peer = socket.socketpair()
+            proto = Boom() if i == 0 else Recorder()
+            SocketTransport(rt, ours, None, proto).start()
+            pairs.append(peer)
+            protos.append(proto)
+        for peer in pairs:
+            peer.send(b"NOOP\r\n")
+        spin(loop, lambda: all(p.data for p in protos[1:]) and "lost" in protos[0].events)
+        assert [type(e) for e in errors] == [RuntimeError]
+        assert protos[0].events == ["made", "lost"]       # its socket was closed
+    finally:
+        for peer in pairs:
+            peer.close()
+        loop.run_until_complete(asyncio.sleep(0))
+        rt.poller.close()
+        loop.close()
+
+
+def test_resume_writing_when_a_partial_send_crosses_the_low_mark(env):
+    loop, t, proto, peer = env
+    peer.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    t.write(b"r" * (1 << 20))
+    assert proto.events[-1] == "pause_writing"
+
+    def some():
+        # read a little at a time, so sends stay partial
+        try:
+            peer.recv(4096)
+        except BlockingIOError:
+            pass
+        return "resume_writing" in proto.events
+    spin(loop, some)
+
+
+def test_close_waits_for_a_slow_reader_that_keeps_reading(env, monkeypatch):
+    import angie_mail.proxy.sockio as sockio
+    monkeypatch.setattr(sockio, "CLOSE_LINGER", 0.3)
+    loop, t, proto, peer = env
+    blob = bytes(range(256)) * 16384                # 4 MiB: read over ~1.3 s
+    t.write(blob)
+    t.close()
+    got = bytearray()
+
+    async def slow():
+        while True:
+            await asyncio.sleep(0.02)
+            try:
+                chunk = peer.recv(64 * 1024)
+            except BlockingIOError:
+                continue
+            if not chunk:
+                return
+            got.extend(chunk)
+    loop.run_until_complete(asyncio.wait_for(slow(), 20))
+    assert bytes(got) == blob
