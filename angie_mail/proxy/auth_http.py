@@ -17,7 +17,7 @@ from functools import lru_cache
 
 from ..conf.url import _inet4, _inet6
 from ..conf.values import atoi
-from .netio import NOT_CONNECTED_YET, connect_error, start_connect
+from .netio import connect_error, first_send, start_connect
 from .poller import END_EVENTS, IN_EVENTS, OUT_EVENTS
 
 RESPONSE_LIMIT = 1024
@@ -399,11 +399,14 @@ class AuthExchange:
             return self._finish(None, error)
         # on loopback the handshake is usually over already: try to send at once and
         # wait for writability only if the socket is not connected yet
+        self._first_send()
+
+    def _first_send(self):
         try:
-            n = sock.send(self.request)
-        except (BlockingIOError, InterruptedError, OSError) as e:
-            if isinstance(e, OSError) and e.errno not in NOT_CONNECTED_YET:
-                return self._finish(None, e)
+            n = first_send(self.sock, self.request)
+        except OSError as e:
+            return self._finish(None, e)
+        if n is None:
             self.wants_write = _CONNECTING          # the output edge: connected
             return
         self._sent(n)
@@ -433,14 +436,7 @@ class AuthExchange:
         error = connect_error(self.sock)
         if error is not None:
             return self._finish(None, error)
-        try:
-            n = self.sock.send(self.request)
-        except OSError as e:
-            if e.errno in NOT_CONNECTED_YET:
-                self.wants_write = _CONNECTING     # not connected after all: next edge
-                return
-            return self._finish(None, e)
-        self._sent(n)
+        self._first_send()          # which waits again if not connected after all
 
     def _send(self):
         try:

@@ -32,6 +32,18 @@ def start_connect(family: int, sockaddr, nodelay: bool = False):
     return sock, None
 
 
+def first_send(sock, data: bytes):
+    """send() on a socket whose connect() may still be in progress: the count sent, or
+    None while it is not connected yet (its writable edge is still to come); other
+    errors are raised."""
+    try:
+        return sock.send(data)
+    except OSError as e:
+        if e.errno in NOT_CONNECTED_YET:
+            return None
+        raise
+
+
 def connect_error(sock: socket.socket):
     """The outcome of a connect() once the socket is writable: None or OSError."""
     err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)

@@ -15,7 +15,7 @@ Angie.
 from __future__ import annotations
 
 from ..pop3.backend import AGAIN, GREETING, LOGGED_IN, SEND
-from .netio import NOT_CONNECTED_YET, connect_error, start_connect
+from .netio import connect_error, first_send, start_connect
 from .poller import END_EVENTS, IN_EVENTS, OUT_EVENTS
 
 # reads from the backend take up to this much at a time (proxy_buffer bounds only the
@@ -98,12 +98,12 @@ class Backend:
         if self.header is not None:
             # one PROXY protocol v1 header, in one send, before anything is read
             try:
-                n = self.sock.send(self.header)
-            except OSError as e:
-                if e.errno in NOT_CONNECTED_YET:
-                    self.connecting = True      # not connected after all: next edge
-                    return
+                n = first_send(self.sock, self.header)
+            except OSError:
                 n = 0
+            if n is None:
+                self.connecting = True          # not connected after all: next edge
+                return
             if n != len(self.header):
                 return self.client.backend_failed(
                     OSError(0, "could not send PROXY protocol header at once"))

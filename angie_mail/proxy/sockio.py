@@ -289,7 +289,6 @@ class Acceptor:
 
     def __init__(self, rt, ls, accepted):
         self.rt = rt
-        self.ls = ls
         self.accepted = accepted
         self.sock = ls.sock
         self.sock.setblocking(False)
