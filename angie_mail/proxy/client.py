@@ -570,7 +570,6 @@ class ClientConnection(asyncio.Protocol):
 class _DoneSession:
     """Placeholder once the pre-auth machine is finished (relay phase)."""
     buf = b""
-    tls = False
 
     def feed(self, data):
         pass
