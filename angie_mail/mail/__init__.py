@@ -1,0 +1,1 @@
+"""Protocol-independent, sans-I/O pieces shared by the POP3, IMAP and SMTP machines."""

@@ -1,0 +1,57 @@
+"""What the session driver (angie_mail.proxy.client) asks of a mail protocol.
+
+Each protocol package (pop3/, imap/, later smtp/) provides one ``MailProtocol`` value:
+its sans-I/O pre-authentication machine, its sans-I/O backend login machine and the
+fixed replies that differ between protocols.  The driver runs every session the same
+way (accept, PROXY header, implicit TLS, greeting, pre-auth reading, STARTTLS,
+auth_http, backend connect and login, relay, timeouts, logging) and asks the protocol
+only for what differs, as Angie's ``ngx_mail_protocol_t`` does.
+
+The pre-auth machine (``Session``)::
+
+    s = proto.session(server, tls=False, log=log)    # log(level, message)
+    send(s.greeting())
+    s.feed(data)
+    code, out = s.step()     # NEED: read more; CONT: write out, step again;
+                             # CLOSE: write out, then close (RST when s.reset);
+                             # STARTTLS: write out, start TLS, then s.tls_started();
+                             # AUTH: write out (b"" or a challenge), authenticate with
+                             #   s.method / s.login / s.passwd / s.salt / s.attempt;
+                             #   step() is not called again until the driver reports
+                             #   s.auth_failed(text, wait, sasl_challenge) -> (code, out)
+                             #   or takes s.leftover() for the backend.
+    s.pending()              # client bytes buffered and not yet consumed
+    s.login                  # bytes, for the log context
+
+The backend login machine (``BackendLogin``)::
+
+    m = proto.backend_login(session, login, passwd, server)
+    m.feed(data) -> (code, bytes)   # AGAIN; SEND (write these); LOGGED_IN (the reply
+                                    # for the client); REFUSED (the failing reply, sent
+                                    # verbatim with proxy_pass_error_message on; m.text
+                                    # is what the log quotes); TOO_LONG (the buffer)
+    m.action                        # "sending user name to upstream"...: log context
+    m.pending()                     # backend bytes after the login reply
+"""
+
+from __future__ import annotations
+
+from typing import Callable, NamedTuple
+
+# Session.step() codes
+NEED, CONT, CLOSE, STARTTLS, AUTH = range(5)
+
+# BackendLogin.feed() codes
+AGAIN, SEND, LOGGED_IN, REFUSED, TOO_LONG = range(5)
+
+
+class MailProtocol(NamedTuple):
+    """One protocol, as the driver sees it (ngx_mail_protocol_t)."""
+    name: str                    # "pop3": the Auth-Protocol header, logs
+    alpn: bytes                  # the ALPN protocol id
+    session: Callable            # session(server, tls, log) -> Session
+    backend_login: Callable      # backend_login(session, login, passwd, server) -> BackendLogin
+    internal_error: bytes        # the reply before closing on an internal failure
+    cert_error: bytes            # client certificate failed verification
+    no_cert: bytes               # ssl_verify_client on, no certificate
+    password_methods: tuple      # methods whose client password can log in to the backend
