@@ -48,7 +48,6 @@ AGAIN, SEND, LOGGED_IN, REFUSED, TOO_LONG = range(5)
 class MailProtocol(NamedTuple):
     """One protocol, as the driver sees it (ngx_mail_protocol_t)."""
     name: str                    # "pop3": the Auth-Protocol header, logs
-    alpn: bytes                  # the ALPN protocol id
     session: Callable            # session(server, tls, log) -> Session
     backend_login: Callable      # backend_login(session, login, passwd, server) -> BackendLogin
     internal_error: bytes        # the reply before closing on an internal failure

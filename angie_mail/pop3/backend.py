@@ -20,7 +20,7 @@ _STEP_ACTION = {GREETING: "reading upstream greeting", USER_SENT: "sending user 
 class Pop3BackendLogin:
     """Feed the backend's bytes; get the next line to send or the outcome."""
 
-    __slots__ = ("login", "passwd", "limit", "state", "buf")
+    __slots__ = ("login", "passwd", "limit", "state", "buf", "text")
 
     def __init__(self, login: bytes, passwd: bytes, proxy_buffer: int):
         self.login = login
@@ -28,6 +28,7 @@ class Pop3BackendLogin:
         self.limit = proxy_buffer
         self.state = GREETING
         self.buf = b""
+        self.text = b""         # a refusal as the log quotes it
 
     @property
     def action(self) -> str:
@@ -57,6 +58,7 @@ class Pop3BackendLogin:
             reply, self.buf = buf, b""
         if not reply.startswith(b"+OK"):
             self.state = FAILED
+            self.text = reply[:-2]
             return REFUSED, reply
         state = self.state
         if state == GREETING:

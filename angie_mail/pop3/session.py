@@ -148,6 +148,10 @@ class Pop3Session:
     def feed(self, data: bytes) -> None:
         self.buf += data
 
+    def pending(self) -> int:
+        """Client bytes buffered and not yet answered."""
+        return len(self.buf)
+
     def leftover(self) -> bytes:
         """Client bytes buffered after the authenticating command (sent to the backend
         right after login)."""

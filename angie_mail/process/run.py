@@ -22,8 +22,9 @@ def load_for_run(o, startup: StartupLog):
         startup.log(err.level, err.text())
         return None, conf
     config = res.config
+    from ..protocols import PROTOCOLS
     for srv in config.servers:
-        if srv.protocol != "pop3":
+        if srv.protocol not in PROTOCOLS:
             startup.log("emerg", f'the "{srv.protocol}" protocol is not supported yet by '
                                  f'angie-mail (server in {srv.pos.file}:{srv.pos.line})')
             return None, conf

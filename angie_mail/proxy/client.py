@@ -1,8 +1,9 @@
-"""The I/O driver of one POP3 client connection.
+"""The I/O driver of one mail client connection, whatever its protocol.
 
-It runs the pieces in order (pop3.md §1): PROXY header, implicit TLS, greeting, the
-sans-IO pre-auth machine (angie_mail.pop3.session), auth_http, backend login
-(angie_mail.pop3.backend) and finally the relay (angie_mail.proxy.relay).  Timeouts are
+It runs the pieces in order (pop3.md §1, imap.md §1), the same for every protocol:
+PROXY header, implicit TLS, greeting, the protocol's sans-IO pre-auth machine,
+auth_http, the protocol's backend login machine and finally the relay
+(angie_mail.proxy.relay); angie_mail.mail.protocol says what a protocol provides.  Timeouts are
 Angie's: ``timeout`` is one pre-auth deadline (not refreshed by commands, suspended
 during auth_http, re-armed after a failure reply) and bounds the backend login;
 ``proxy_timeout`` is the idle timer of the relay.
@@ -14,15 +15,13 @@ import asyncio
 import socket
 import struct
 
-from ..pop3 import session as pop3
-from ..pop3.backend import LOGGED_IN, REFUSED, TOO_LONG, Pop3BackendLogin
 from ..log import RANK
+from ..mail.protocol import AUTH, CLOSE, CONT, LOGGED_IN, NEED, REFUSED, STARTTLS, TOO_LONG
+from ..protocols import PROTOCOLS
 from . import auth_http
 from .relay import Backend
 
 PREAUTH, AUTHENTICATING, LOGIN, RELAY, CLOSED, HANDSHAKE = range(6)
-# methods for which the client's own password can log in to the backend
-_PASSWORD_METHODS = ("plain", "xoauth2", "oauthbearer")
 _MAX_PENDING = 64 * 1024
 INFO = RANK["info"]       # pipelined pre-auth bytes kept before reading pauses
 
@@ -46,7 +45,7 @@ def _nodelay(sock) -> None:
 class ClientConnection(asyncio.Protocol):
     """asyncio protocol for one accepted client socket."""
 
-    __slots__ = ("rt", "lsock", "conf", "pre", "transport", "phase", "session", "timer",
+    __slots__ = ("rt", "lsock", "conf", "pre", "transport", "phase", "session", "timer", "proto",
                  "backend", "login", "upstream", "action", "reading", "tls", "tls_info",
                  "proxy_header", "task", "exchange", "last_activity", "relay_timer",
                  "relay_timeout", "conn_no", "family", "peer", "_local", "server", "errlog",
@@ -97,7 +96,7 @@ class ClientConnection(asyncio.Protocol):
             log.log(level, message, self.conn_no, self.context())
 
     def session_log(self, level: str, message: str) -> None:
-        """Log callback of the POP3 machine (it masks secrets itself)."""
+        """Log callback of the protocol machine (it masks secrets itself)."""
         self.log(level, message)
 
     # --- connection start ----------------------------------------------------------------
@@ -112,6 +111,7 @@ class ClientConnection(asyncio.Protocol):
             # the local address is needed only where several addresses share a socket
             self.conf = self.lsock.select(self.local[0] if self.lsock.addrs else None)
         self.server = srv = self.conf.server
+        self.proto = PROTOCOLS[srv.protocol]
         self.errlog = rt.log_for(srv)
         # a unix-socket client is "unix:" for auth_http, as nginx's addr_text
         if isinstance(peer, tuple):
@@ -147,7 +147,7 @@ class ClientConnection(asyncio.Protocol):
     def start_session(self):
         srv = self.server
         self.phase = PREAUTH
-        self.session = pop3.Pop3Session(srv, tls=self.tls, log=self.session_log)
+        self.session = self.proto.session(srv, tls=self.tls, log=self.session_log)
         self.transport.write(self.session.greeting())
         self.action = "in auth state"
         self.arm_timer(srv.timeout_ms)
@@ -198,24 +198,24 @@ class ClientConnection(asyncio.Protocol):
                     self.reading = False
                 return
             code, out = s.step()
-            if code == pop3.NEED:
-                if len(s.buf) > _MAX_PENDING and self.reading:
+            if code == NEED:
+                if s.pending() > _MAX_PENDING and self.reading:
                     self.transport.pause_reading()
                     self.reading = False
                 return
             if out:
                 write(out)
-            if code == pop3.CONT:
+            if code == CONT:
                 if s.login:
                     self.login = s.login
                 continue
-            if code == pop3.CLOSE:
+            if code == CLOSE:
                 if s.reset:
                     self.reset_on_close()
                 self.close_after_write()
                 return
-            if code == pop3.STLS:
-                # bytes after STLS were dropped by the machine; what the client sends
+            if code == STARTTLS:
+                # bytes after STLS / STARTTLS were dropped by the machine; what the client sends
                 # next (its TLS ClientHello) must stay in the socket for the handshake
                 self.phase = HANDSHAKE
                 if self.reading:
@@ -223,7 +223,7 @@ class ClientConnection(asyncio.Protocol):
                     self.reading = False
                 self.task = self.rt.loop.create_task(self.starttls())
                 return
-            if code == pop3.AUTH:
+            if code == AUTH:
                 self.login = s.login
                 self.begin_auth()
                 return
@@ -295,7 +295,8 @@ class ClientConnection(asyncio.Protocol):
 
     def auth_request(self) -> auth_http.AuthRequest:
         s = self.session
-        return auth_http.AuthRequest(s.method, s.login, s.passwd, s.salt, "pop3", s.attempt,
+        return auth_http.AuthRequest(s.method, s.login, s.passwd, s.salt, self.proto.name,
+                                     s.attempt,
                                      self.client_ip or "", self.auth_extra())
 
     def auth_extra(self):
@@ -359,7 +360,7 @@ class ClientConnection(asyncio.Protocol):
             return
         try:
             family, ip, port, name = auth_http.check_backend(
-                r, s.method in _PASSWORD_METHODS)
+                r, s.method in self.proto.password_methods)
         except auth_http.ResponseError as e:
             self.log("error", f"auth http server {srv.auth_http.addr.text} {e}")
             return self.internal_error()
@@ -377,7 +378,7 @@ class ClientConnection(asyncio.Protocol):
             return
         code, out = self.session.auth_failed(r.error.strip(b" "), r.wait, r.error_sasl)
         self.transport.write(out)
-        if code == pop3.CLOSE:
+        if code == CLOSE:
             self.close_after_write()
             return
         self.phase = PREAUTH
@@ -393,7 +394,7 @@ class ClientConnection(asyncio.Protocol):
         self.phase = LOGIN
         self.upstream = name
         self.action = "connecting to upstream"
-        machine = Pop3BackendLogin(login, passwd, srv.proxy_buffer)
+        machine = self.proto.backend_login(self.session, login, passwd, srv)
         header = self.outbound_proxy_header() if srv.proxy_protocol else None
         self.backend = Backend(self, machine, header)
         self.timer = self.rt.loop.call_later(srv.timeout_ms / 1000.0, self.on_backend_timeout)
@@ -431,7 +432,7 @@ class ClientConnection(asyncio.Protocol):
             self.log("error", 'upstream sent too long response line: "%s"'
                      % data.decode("utf-8", "backslashreplace"))
         elif result == REFUSED:
-            text = data[:-2].decode("utf-8", "backslashreplace")
+            text = self.backend.login.text.decode("utf-8", "backslashreplace")
             if srv.proxy_pass_error_message:
                 self.log("info", f'upstream sent invalid response: "{text}"')
                 self.transport.write(data)
@@ -504,7 +505,7 @@ class ClientConnection(asyncio.Protocol):
     def internal_error(self):
         if self.phase == CLOSED:
             return
-        self.transport.write(pop3.INTERNAL_ERROR)
+        self.transport.write(self.proto.internal_error)
         self.close_after_write()
 
     def reset_on_close(self):
@@ -569,10 +570,11 @@ class ClientConnection(asyncio.Protocol):
 
 class _DoneSession:
     """Placeholder once the pre-auth machine is finished (relay phase)."""
-    buf = b""
-
     def feed(self, data):
         pass
+
+    def pending(self) -> int:
+        return 0
 
 
 _Done = _DoneSession()

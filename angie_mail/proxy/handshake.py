@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import socket
 
-from ..pop3.session import CERT_ERROR, NO_CERT
+from ..protocols import PROTOCOLS
 from .client import ClientConnection, _addr_text
 from .proxy_protocol import MAX_HEADER, BrokenHeader, parse
 from .sockio import Acceptor, start_transport
@@ -114,7 +114,8 @@ class _Acceptor:
                 log.log("info", message, pre.conn_no,
                         f' while SSL handshaking, client: "{peer_text}", '
                         f'server: "{conf.addr_text}"')
-                engine.transport.write(NO_CERT if kind == "no_cert" else CERT_ERROR)
+                proto = PROTOCOLS[srv.protocol]
+                engine.transport.write(proto.no_cert if kind == "no_cert" else proto.cert_error)
                 engine.app_close()
                 return
             pre.tls_info = TlsInfo.from_engine(engine, srv.ssl_verify_client)
@@ -200,7 +201,8 @@ async def starttls(client) -> bool:
         kind, message = refused
         client.log("info", message)
         engine.start_app(client, call_connection_made=False)
-        client.transport.write(NO_CERT if kind == "no_cert" else CERT_ERROR)
+        proto = client.proto
+        client.transport.write(proto.no_cert if kind == "no_cert" else proto.cert_error)
         client.close_after_write()
         return None
     client.tls_info = TlsInfo.from_engine(engine, srv.ssl_verify_client)

@@ -2,7 +2,7 @@
 
 The backend connection is a raw non-blocking socket registered once with the
 edge-triggered poller (poller.py; no transport or coroutine per session).  During
-login its bytes go to the sans-IO login machine (angie_mail.pop3.backend).  After it,
+login its bytes go to the protocol's sans-IO login machine (angie_mail.mail.protocol).  After it,
 every byte is copied as it comes, in both directions, with no parsing: the client's
 bytes arrive in ClientConnection.data_received and are sent here; the backend's are
 read here and written to the client's transport (sockio.SocketTransport).
@@ -14,7 +14,7 @@ Angie.
 
 from __future__ import annotations
 
-from ..pop3.backend import AGAIN, GREETING, LOGGED_IN, SEND
+from ..mail.protocol import AGAIN, LOGGED_IN, SEND
 from .netio import connect_error, first_send, start_connect
 from .poller import END_EVENTS, IN_EVENTS, OUT_EVENTS
 
@@ -35,7 +35,7 @@ class Backend:
 
     __slots__ = ("client", "loop", "poller", "login", "header", "sock", "fd", "relaying",
                  "closed", "reading", "rready", "ended", "connecting", "out", "out_size",
-                 "flushing")
+                 "flushing", "received")
 
     def __init__(self, client, login_machine, header: bytes | None):
         self.client = client
@@ -54,6 +54,7 @@ class Backend:
         self.out = []                 # client bytes not yet taken by the backend socket
         self.out_size = 0
         self.flushing = False         # closing once ``out`` is sent
+        self.received = False         # a byte came from the backend
 
     # --- connect and login ------------------------------------------------------------
 
@@ -129,7 +130,7 @@ class Backend:
             return
         except OSError as e:
             self.rready = False
-            if self.login.state == GREETING and not self.login.buf:
+            if not self.received:
                 self.pause_reading()            # the connect itself failed
                 return self.client.backend_failed(e)
             data = b""
@@ -138,6 +139,7 @@ class Backend:
         if not data:
             self.pause_reading()
             return self.client.backend_login_done(REFUSED_EOF, b"")
+        self.received = True
         result, out = self.login.feed(data)
         if result == AGAIN:
             return

@@ -1,0 +1,7 @@
+"""The mail protocols the proxy serves, by the name a server's ``protocol`` takes."""
+
+from __future__ import annotations
+
+from .pop3.protocol import PROTOCOL as POP3
+
+PROTOCOLS = {"pop3": POP3}
