@@ -13,7 +13,7 @@ GREETING, USER_SENT, PASS_SENT, DONE, FAILED = range(5)
 # feed() results
 AGAIN, SEND, LOGGED_IN, REFUSED, TOO_LONG = range(5)
 
-_STEP_ACTION = {GREETING: "reading upstream greeting", USER_SENT: "sending user name to upstream",
+_STEP_ACTION = {USER_SENT: "sending user name to upstream",
                 PASS_SENT: "sending password to upstream"}
 
 

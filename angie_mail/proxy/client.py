@@ -400,9 +400,6 @@ class ClientConnection(asyncio.Protocol):
         self.timer = self.rt.loop.call_later(srv.timeout_ms / 1000.0, self.on_backend_timeout)
         self.backend.connect(family, ip, port)
 
-    def backend_connected(self):
-        self.action = "reading upstream greeting"
-
     def on_backend_timeout(self):
         self.timer = None
         if self.phase != LOGIN:

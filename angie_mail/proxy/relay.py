@@ -108,7 +108,6 @@ class Backend:
             if n != len(self.header):
                 return self.client.backend_failed(
                     OSError(0, "could not send PROXY protocol header at once"))
-        self.client.backend_connected()
         self.reading = True
 
     def _on_data(self):
@@ -123,6 +122,8 @@ class Backend:
             self._on_login_data()
 
     def _on_login_data(self):
+        # the log context of every read during login, as Angie's read_response sets it
+        self.client.action = "reading response from upstream"
         try:
             data = self.sock.recv(65536)
         except (BlockingIOError, InterruptedError):
@@ -151,6 +152,7 @@ class Backend:
             if n != len(out):           # Angie treats an incomplete send as an error
                 self.pause_reading()
                 return self.client.backend_login_done(REFUSED_EOF, b"")
+            self.client.action = self.login.action     # until the reply comes
             return
         if result != LOGGED_IN:
             self.pause_reading()        # refused or too long: the session ends

@@ -244,8 +244,9 @@ def test_backend_refuses_login(auth, backend, start_proxy, pass_error):
     else:
         assert reply == b"-ERR internal server error\r\n"
     assert c.closed()
-    assert 'upstream sent invalid response: "-ERR authentication failed"' in \
-        p.wait_log("invalid response")
+    # every read during the login is "reading response from upstream", as in Angie
+    assert 'upstream sent invalid response: "-ERR authentication failed" while reading ' \
+        'response from upstream,' in p.wait_log("invalid response")
 
 
 @pytest.mark.parametrize("greeting,expect_log", [
@@ -290,10 +291,40 @@ def test_backend_login_timeout(start_proxy):
         t = time.time()
         assert login(c) == b"-ERR internal server error\r\n"
         assert 0.9 <= time.time() - t < 3
-        p.wait_log("upstream timed out")
+        # nothing came: the action is still the connect's (Angie's log context)
+        assert "upstream timed out while connecting to upstream," in \
+            p.wait_log("upstream timed out")
     finally:
         auth.close()
         silent.close()
+
+
+def test_backend_silent_after_greeting_times_out_sending_user(start_proxy):
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(5)
+    conns = []
+
+    def greet():
+        conn, _ = silent.accept()
+        conns.append(conn)
+        conn.sendall(b"+OK ready\r\n")
+    t = threading.Thread(target=greet, daemon=True)
+    t.start()
+    auth = AuthServer(lambda req: ok_response(silent.getsockname()[1]))
+    try:
+        p, port = start_proxy(auth_url=auth.url, mail_lines=["timeout 1s;"])
+        c = Client(port)
+        c.line()
+        assert login(c) == b"-ERR internal server error\r\n"
+        # the last thing done was sending USER: that is the log context
+        assert "upstream timed out while sending user name to upstream," in \
+            p.wait_log("upstream timed out")
+    finally:
+        auth.close()
+        silent.close()
+        for conn in conns:
+            conn.close()
 
 
 def test_pipelined_commands_reach_backend_after_login(auth, backend, start_proxy):
