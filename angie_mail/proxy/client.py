@@ -33,6 +33,11 @@ def _addr_text(addr) -> str:
     return "unix:" + (addr or "")
 
 
+def connected_context(peer_text: str, addr_text: str) -> str:
+    """The log context of the first line of a session (Angie's format)."""
+    return f' while initializing session, client: "{peer_text}", server: "{addr_text}"'
+
+
 def _nodelay(sock) -> None:
     """TCP_NODELAY for the relay: what either side sends is forwarded at once."""
     if sock is not None and sock.family != socket.AF_UNIX:
@@ -126,8 +131,8 @@ class ClientConnection(asyncio.Protocol):
         if pre is None:
             self.conn_no = rt.next_connection()
             if self.errlog.rank >= INFO:
-                self.errlog.log("info", f"client {self.peer_text} connected to "
-                                        f"{self.conf.addr_text}", self.conn_no)
+                self.errlog.log("info", "client connected", self.conn_no,
+                                connected_context(self.peer_text, self.conf.addr_text))
         else:
             self.conn_no = pre.conn_no
             pre.apply(self)

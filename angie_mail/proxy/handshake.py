@@ -13,7 +13,7 @@ import asyncio
 import socket
 
 from ..protocols import PROTOCOLS
-from .client import ClientConnection, _addr_text
+from .client import ClientConnection, _addr_text, connected_context
 from .proxy_protocol import MAX_HEADER, BrokenHeader, parse
 from .sockio import Acceptor, start_transport
 from .tls import TlsInfo, check_client_certificate
@@ -74,7 +74,8 @@ class _Acceptor:
         pre = PreSession(rt.next_connection())
         peer_text = _addr_text(peer)
         if log.enabled("info"):
-            log.log("info", f"client {peer_text} connected to {conf.addr_text}", pre.conn_no)
+            log.log("info", "client connected", pre.conn_no,
+                    connected_context(peer_text, conf.addr_text))
         deadline = loop.time() + srv.timeout_ms / 1000.0
         engine = None
         try:

@@ -193,7 +193,7 @@ def test_usr1_reopens_logs(tmp_path, peers):
     p = start(tmp_path, auth, port)
     try:
         Client(port).line()
-        p.wait_log("connected to")
+        p.wait_log("client connected")
         moved = p.log_path + ".1"
         os.rename(p.log_path, moved)
         p.signal(signal.SIGUSR1)
@@ -201,7 +201,7 @@ def test_usr1_reopens_logs(tmp_path, peers):
         time.sleep(0.3)
         c = Client(port)
         c.line()
-        p.wait_log("connected to")
+        p.wait_log("client connected")
         assert "reopening logs" in open(moved).read()
     finally:
         p.stop()
@@ -349,7 +349,7 @@ def test_syslog_target(tmp_path, peers):
     try:
         Client(port).line()
         msg = rx.recv(4096).decode()
-        assert msg.startswith("<190>") and "mailtest: " in msg and "connected to" in msg
+        assert msg.startswith("<190>") and "mailtest: " in msg and "client connected while initializing session" in msg
     finally:
         p.stop()
         rx.close()

@@ -2,6 +2,7 @@
 poplib), an in-test auth_http server and a scripted backend."""
 
 import base64
+import re
 import poplib
 import socket
 import threading
@@ -625,3 +626,14 @@ def test_client_that_does_not_read_holds_back_the_proxy(start_proxy):
     finally:
         auth.close()
         backend.close()
+
+
+def test_first_log_line_of_a_session_is_angies(auth, backend, start_proxy):
+    p, port = start_proxy(auth_url=auth.url)
+    c = Client(port)
+    c.line()
+    log = p.wait_log("client connected")
+    peer = "127.0.0.1:%d" % c.sock.getsockname()[1]
+    assert re.search(r'\[info\] \d+#\d+: \*\d+ client connected while initializing session, '
+                     r'client: "%s", server: "127\.0\.0\.1:%d"$' % (re.escape(peer), port),
+                     log, re.MULTILINE), log
