@@ -17,6 +17,7 @@ ERRNO_TEXT = {
     40: "Too many levels of symbolic links",
     98: "Address already in use",
     99: "Cannot assign requested address",
+    110: "Connection timed out",
 }
 
 

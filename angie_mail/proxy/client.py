@@ -15,6 +15,7 @@ import asyncio
 import socket
 import struct
 
+from ..errors import errno_suffix
 from ..log import RANK
 from ..mail.protocol import AUTH, CLOSE, CONT, LOGGED_IN, NEED, REFUSED, STARTTLS, TOO_LONG
 from ..protocols import PROTOCOLS
@@ -22,8 +23,10 @@ from . import auth_http
 from .relay import Backend
 
 PREAUTH, AUTHENTICATING, LOGIN, RELAY, CLOSED, HANDSHAKE = range(6)
-_MAX_PENDING = 64 * 1024
-INFO = RANK["info"]       # pipelined pre-auth bytes kept before reading pauses
+_MAX_PENDING = 64 * 1024          # pipelined pre-auth bytes kept before reading pauses
+INFO = RANK["info"]
+# a timer's expiry, logged as nginx does with NGX_ETIMEDOUT
+TIMED_OUT = errno_suffix(110)
 
 
 def _addr_text(addr) -> str:
@@ -172,7 +175,7 @@ class ClientConnection(asyncio.Protocol):
     def on_timeout(self):
         self.timer = None
         if self.phase in (PREAUTH, HANDSHAKE):
-            self.log("info", "client timed out")
+            self.log("info", "client timed out" + TIMED_OUT)
             self.abort()
         elif self.phase == AUTHENTICATING and self.task is not None:
             pass
@@ -341,7 +344,7 @@ class ClientConnection(asyncio.Protocol):
                 else:
                     self.log("error", f"auth http server {peer_name} {error}")
             elif isinstance(error, TimeoutError):
-                self.log("error", f"auth http server {peer_name} timed out")
+                self.log("error", f"auth http server {peer_name} timed out{TIMED_OUT}")
             else:
                 self.log("error", f"connect() failed ({error.errno}: {error.strerror})")
             return self.internal_error()
@@ -409,7 +412,7 @@ class ClientConnection(asyncio.Protocol):
         self.timer = None
         if self.phase != LOGIN:
             return
-        self.log("info", "upstream timed out")
+        self.log("info", "upstream timed out" + TIMED_OUT)
         self.internal_error()
 
     def backend_failed(self, error: OSError):
@@ -481,7 +484,7 @@ class ClientConnection(asyncio.Protocol):
             self.relay_timer = loop.call_later(self.relay_timeout - idle,
                                                self.on_relay_timeout)
             return
-        self.log("info", "client timed out")
+        self.log("info", "client timed out" + TIMED_OUT)
         self.end_relay()
 
     def end_relay(self):

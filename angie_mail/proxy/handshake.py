@@ -13,7 +13,7 @@ import asyncio
 import socket
 
 from ..protocols import PROTOCOLS
-from .client import ClientConnection, _addr_text, connected_context
+from .client import TIMED_OUT, ClientConnection, _addr_text, connected_context
 from .proxy_protocol import MAX_HEADER, BrokenHeader, parse
 from .sockio import Acceptor, start_transport
 from .tls import TlsInfo, check_client_certificate
@@ -122,7 +122,7 @@ class _Acceptor:
             pre.tls_info = TlsInfo.from_engine(engine, srv.ssl_verify_client)
             engine.start_app(client)
         except (asyncio.TimeoutError, TimeoutError):
-            log.log("info", "client timed out", pre.conn_no,
+            log.log("info", "client timed out" + TIMED_OUT, pre.conn_no,
                     f', client: "{peer_text}", server: "{conf.addr_text}"')
             if conn is not None:
                 conn.close()
@@ -191,7 +191,7 @@ async def starttls(client) -> bool:
     try:
         ok = await asyncio.wait_for(asyncio.shield(engine.handshake), remaining)
     except (asyncio.TimeoutError, TimeoutError):
-        client.log("info", "client timed out")
+        client.log("info", "client timed out" + TIMED_OUT)
         return False
     if not ok:
         return False

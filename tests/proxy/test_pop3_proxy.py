@@ -143,7 +143,8 @@ def test_auth_server_timeout(backend, start_proxy):
         t = time.time()
         assert login(c) == b"-ERR internal server error\r\n"
         assert 0.9 <= time.time() - t < 2.5
-        assert f"auth http server 127.0.0.1:{auth.port} timed out" in p.wait_log("timed out")
+        assert f"auth http server 127.0.0.1:{auth.port} timed out (110: Connection timed out)" \
+            " while in http auth state," in p.wait_log("timed out")
     finally:
         auth.close()
 
@@ -293,7 +294,7 @@ def test_backend_login_timeout(start_proxy):
         assert login(c) == b"-ERR internal server error\r\n"
         assert 0.9 <= time.time() - t < 3
         # nothing came: the action is still the connect's (Angie's log context)
-        assert "upstream timed out while connecting to upstream," in \
+        assert "upstream timed out (110: Connection timed out) while connecting to upstream," in \
             p.wait_log("upstream timed out")
     finally:
         auth.close()
@@ -319,7 +320,7 @@ def test_backend_silent_after_greeting_times_out_sending_user(start_proxy):
         c.line()
         assert login(c) == b"-ERR internal server error\r\n"
         # the last thing done was sending USER: that is the log context
-        assert "upstream timed out while sending user name to upstream," in \
+        assert "upstream timed out (110: Connection timed out) while sending user name to upstream," in \
             p.wait_log("upstream timed out")
     finally:
         auth.close()
@@ -361,7 +362,8 @@ def test_preauth_timeout_closes_silently(auth, start_proxy):
     assert c.closed(5)
     assert c.buf == b""
     assert 0.9 <= time.time() - t < 2.5            # a deadline, not refreshed by NOOP
-    p.wait_log("client timed out")
+    assert "client timed out (110: Connection timed out) while in auth state," in \
+        p.wait_log("client timed out")
 
 
 def test_proxy_timeout_closes_idle_session(auth, backend, start_proxy):
@@ -372,7 +374,8 @@ def test_proxy_timeout_closes_idle_session(auth, backend, start_proxy):
     t = time.time()
     assert c.closed(5)
     assert 0.9 <= time.time() - t < 3
-    p.wait_log("client timed out")
+    assert "client timed out (110: Connection timed out) while proxying," in \
+        p.wait_log("client timed out")
 
 
 def test_limits_over_the_wire(auth, start_proxy):
