@@ -69,11 +69,15 @@ class _Build(Transformer):
 
 @lru_cache(maxsize=1)
 def _lark() -> Lark:
+    # no cache=True: Lark would keep a pickle under a predictable name in the shared
+    # temporary directory and load it at the next start, so any local user could make
+    # whoever runs angie-mail (root, for the master) execute code.  Building the LALR
+    # tables of this small grammar costs about 12 ms.
     import angie_mail.grammar as g
     with open(os.path.join(os.path.dirname(g.__file__), "nginx.lark")) as f:
         grammar = f.read()
     return Lark(grammar, parser="lalr", lexer=_LexerAdapter, transformer=_Build(),
-                cache=True, propagate_positions=False, maybe_placeholders=False)
+                cache=False, propagate_positions=False, maybe_placeholders=False)
 
 
 def _parse_source(src: Source):

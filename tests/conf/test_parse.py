@@ -178,3 +178,32 @@ def test_build_payload_round_trip(tmp_path):
     texts = build_payload(pl)
     again = parse_string(texts[main], includes=False)
     assert stmt_shape(again.main.stmts) == stmt_shape(parse_file(main).main.stmts)
+
+
+def test_parsing_reads_and_writes_nothing_in_the_temp_directory(tmp_path):
+    """A cache in a shared temporary directory could be planted by another local user
+    and would be loaded (unpickled) by whoever starts the proxy: there is none."""
+    import subprocess
+    import sys
+    shared = tmp_path / "shared-tmp"
+    shared.mkdir()
+    conf = tmp_path / "mail.conf"
+    conf.write_text("mail { server { listen 127.0.0.1:1110; protocol pop3; } }\n")
+    # a planted file with every name a parser cache could take: it must not be opened
+    code = (
+        "import builtins, io, sys, tempfile\n"
+        "tempfile.tempdir = sys.argv[1]\n"
+        "opened = []\n"
+        "real = io.open\n"
+        "def spy(f, *a, **k):\n"
+        "    opened.append(str(f)); return real(f, *a, **k)\n"
+        "builtins.open = io.open = spy\n"
+        "from angie_mail.conf.parse import parse_file\n"
+        "parse_file(sys.argv[2])\n"
+        "print([f for f in opened if f.startswith(sys.argv[1])])\n")
+    (shared / ".lark_cache_planted.tmp").write_bytes(b"not a pickle")
+    r = subprocess.run([sys.executable, "-c", code, str(shared), str(conf)],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "[]"
+    assert sorted(p.name for p in shared.iterdir()) == [".lark_cache_planted.tmp"]
