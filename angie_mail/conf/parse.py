@@ -73,8 +73,7 @@ def _lark() -> Lark:
     # temporary directory and load it at the next start, so any local user could make
     # whoever runs angie-mail (root, for the master) execute code.  Building the LALR
     # tables of this small grammar costs about 12 ms.
-    import angie_mail.grammar as g
-    with open(os.path.join(os.path.dirname(g.__file__), "nginx.lark")) as f:
+    with open(os.path.join(os.path.dirname(__file__), "nginx.lark")) as f:
         grammar = f.read()
     return Lark(grammar, parser="lalr", lexer=_LexerAdapter, transformer=_Build(),
                 cache=False, propagate_positions=False, maybe_placeholders=False)
