@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import hmac
 import os
 import signal
 import sys
@@ -44,6 +45,9 @@ async def auth_responder(reader, writer):
         ok = good is not None and password == good
     elif method == b"apop":
         ok = good is not None and password == hashlib.md5(salt + good).hexdigest().encode()
+    elif method == b"cram-md5":        # what curl and most clients pick when offered
+        ok = good is not None and hmac.compare_digest(
+            password, hmac.new(good, salt, hashlib.md5).hexdigest().encode())
     else:
         ok = False
     if ok:
