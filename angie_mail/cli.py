@@ -54,7 +54,7 @@ class Options:
         self.error_log = None
         self.conf = None
         self.params = ""
-        self.log_level = "notice"
+        self.log_level = None       # --log-level; else notice at start-up, then error
         self.dialect = "angie-mail"
 
 

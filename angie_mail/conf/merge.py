@@ -174,6 +174,8 @@ def _main(an) -> Main:
         error_log=logs,
         user=mv.get("user"),
         worker_rlimit_nofile=mv.get("worker_rlimit_nofile", 0),
+        worker_rlimit_core=mv.get("worker_rlimit_core", -1),
+        worker_priority=mv.get("worker_priority", 0),
         worker_shutdown_timeout_ms=mv.get("worker_shutdown_timeout", 0),
         working_directory=mv.get("working_directory", ""),
         env=tuple(mv.get("env") or ()),

@@ -167,6 +167,8 @@ class Main(NamedTuple):
     error_log: tuple = ()              # tuple[LogTarget]
     user: Optional[tuple] = None       # (user, group)
     worker_rlimit_nofile: int = 0
+    worker_rlimit_core: int = -1       # bytes; -1 = unset
+    worker_priority: int = 0
     worker_shutdown_timeout_ms: int = 0
     working_directory: str = ""
     env: tuple = ()

@@ -70,7 +70,8 @@ def main_log(config, o) -> ErrorLog:
         return ErrorLog.for_targets(config.main.error_log)
     from ..conf.model import LogTarget
     target = o.error_log if o.error_log else "stderr"
-    return ErrorLog.for_targets((LogTarget(target, o.log_level),))
+    # nginx's default error log, when the configuration sets none, is at level error
+    return ErrorLog.for_targets((LogTarget(target, o.log_level or "error"),))
 
 
 def serve(o, config, conf_path: str, startup: StartupLog) -> int:

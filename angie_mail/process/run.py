@@ -32,7 +32,7 @@ def load_for_run(o, startup: StartupLog):
 
 
 def run(o) -> int:
-    startup = StartupLog(o.error_log, o.log_level)
+    startup = StartupLog(o.error_log, o.log_level or "notice")
     config, conf = load_for_run(o, startup)
     if config is None:
         return 1

@@ -221,6 +221,22 @@ class Master:
             ls.sock.close()
 
 
+ENVIRON = dict(os.environ)          # the environment angie-mail was started with
+
+
+def worker_environ(env: tuple, inherited: dict) -> dict:
+    """A worker's environment, as nginx makes it: TZ, the variables named by ``env``
+    (inherited values) and those it sets (``env NAME=value``); nothing else."""
+    out = {}
+    for name in ("TZ",) + tuple(env):
+        if "=" in name:
+            k, v = name.split("=", 1)
+            out[k] = v
+        elif name in inherited:
+            out[name] = inherited[name]
+    return out
+
+
 def worker_main(config, sockets, o) -> int:
     """The body of a worker process (after fork)."""
     signal.pthread_sigmask(signal.SIG_UNBLOCK, HANDLED)
@@ -239,6 +255,19 @@ def worker_main(config, sockets, o) -> int:
                                    (min(m.worker_rlimit_nofile, hard), hard))
             except (ValueError, OSError):
                 pass
+    if m.worker_rlimit_core >= 0:
+        try:
+            resource.setrlimit(resource.RLIMIT_CORE,
+                               (m.worker_rlimit_core, m.worker_rlimit_core))
+        except (ValueError, OSError):
+            pass
+    if m.worker_priority:
+        try:
+            os.setpriority(os.PRIO_PROCESS, 0, m.worker_priority)
+        except OSError:
+            pass
+    os.environ.clear()
+    os.environ.update(worker_environ(m.env, ENVIRON))
     if m.working_directory:
         try:
             os.chdir(m.working_directory)
