@@ -215,10 +215,10 @@ class Master:
         self.sockets = new_sockets
         if config.main.error_log:
             self.log = main_log(config, self.o)
+        for ls in retired:              # before forking: new workers must not hold them
+            ls.sock.close()
         self.spawn_all()
         self.signal_workers(signal.SIGQUIT, generation=old_gen)
-        for ls in retired:
-            ls.sock.close()
 
 
 ENVIRON = dict(os.environ)          # the environment angie-mail was started with

@@ -348,12 +348,19 @@ class Acceptor:
         return False
 
     def close(self):
+        """Stop accepting and close this process's copy of the listening socket: once
+        every process has, the port refuses connections (a graceful stop is seen by
+        load balancers at once)."""
         if not self.closed:
             self.closed = True
             self._unwatch()
             if self.delay is not None:
                 self.delay.cancel()
                 self.delay = None
+            try:
+                self.sock.close()
+            except OSError:
+                pass
 
 
 def plain_acceptor(rt, ls, factory) -> Acceptor:

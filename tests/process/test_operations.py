@@ -133,24 +133,64 @@ def test_broken_config_on_reload_keeps_old_one(tmp_path, peers):
         p.stop()
 
 
-def test_quit_lets_sessions_finish(tmp_path, peers):
+def refused_within(port, seconds=0.5) -> float:
+    """Seconds until a connect to ``port`` is refused (ECONNREFUSED: no process holds
+    the listening socket any more); fails after ``seconds``."""
+    import socket
+    t = time.time()
+    while True:
+        s = socket.socket()
+        try:
+            s.connect(("127.0.0.1", port))
+        except ConnectionRefusedError:
+            return time.time() - t
+        finally:
+            s.close()
+        assert time.time() - t < seconds, "the port still accepts connections"
+        time.sleep(0.01)
+
+
+@pytest.mark.parametrize("main", ["worker_processes 2;", "master_process off;"])
+def test_quit_stops_accepting_at_once_and_lets_sessions_finish(tmp_path, peers, main):
     auth, backend = peers
     port = free_port()
-    p = start(tmp_path, auth, port)
+    p = start(tmp_path, auth, port, main=main)
     try:
         c = Client(port)
         login(c)
         p.signal(signal.SIGQUIT)
-        time.sleep(0.5)
+        refused_within(port)
         assert p.proc.poll() is None              # still serving the open session
-        with pytest.raises(OSError):
-            Client(port, timeout=1).line()        # no longer accepting
         c.send(b"STAT\r\n")
         assert c.line() == b"+OK 1 22\r\n"
         c.send(b"QUIT\r\n")
         c.line()
         p.proc.wait(10)
         assert p.proc.returncode == 0
+    finally:
+        p.stop()
+
+
+def test_reload_that_drops_a_listener_closes_it_everywhere(tmp_path, peers):
+    auth, backend = peers
+    port, gone = free_port(), free_port()
+    p = start(tmp_path, auth, port, extra=f"    server {{ listen 127.0.0.1:{gone}; "
+                                           f"protocol pop3; }}\n")
+    try:
+        c = Client(gone)
+        login(c)                                  # a session on the port to be removed
+        text = open(p.conf).read()
+        with open(p.conf, "w") as f:
+            f.write(text.replace(f"listen 127.0.0.1:{gone};", f"listen 127.0.0.1:{port};"
+                                 ).replace(f"    server {{ listen 127.0.0.1:{port}; "
+                                           f"protocol pop3; }}\n", ""))
+        p.signal(signal.SIGHUP)
+        p.wait_log("reconfiguring")
+        refused_within(gone, 3)                   # neither old nor new workers hold it
+        c.send(b"STAT\r\n")                       # the old session goes on
+        assert c.line() == b"+OK 1 22\r\n"
+        c2 = Client(port)
+        login(c2)                                 # the kept port is served by new workers
     finally:
         p.stop()
 
