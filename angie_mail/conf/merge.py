@@ -20,6 +20,7 @@ from functools import lru_cache
 from ..errors import ConfError
 from ..pop3.capa import pop3_replies
 from .level import Level
+from .modules.core import default_user
 from .model import Config, Events, Main, Pos, Server, SessionCache
 from .registry import Ctx, Merge
 
@@ -172,7 +173,7 @@ def _main(an) -> Main:
         worker_processes_auto=auto,
         pid=mv.get("pid", an.full_name(DEFAULT_PID)),
         error_log=logs,
-        user=mv.get("user"),
+        user=mv.get("user", default_user()),
         worker_rlimit_nofile=mv.get("worker_rlimit_nofile", 0),
         worker_rlimit_core=mv.get("worker_rlimit_core", -1),
         worker_priority=mv.get("worker_priority", 0),

@@ -3,6 +3,7 @@ worker_rlimit_core read back from /proc of a running worker, and env."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import time
 
@@ -52,3 +53,30 @@ def test_worker_environment_is_nginxs():
         {"TZ": "UTC", "KEEP_ME": "kept", "SET_ME": "value"}
     assert worker_environ((), {"PATH": "/bin"}) == {}
     assert worker_environ(("TZ=Europe/Paris",), {"TZ": "UTC"}) == {"TZ": "Europe/Paris"}
+
+
+def test_workers_of_a_root_master_run_as_nobody_without_user(tmp_path):
+    import grp
+    import pwd
+    assert os.geteuid() == 0, "the tests run as root (as CI does)"
+    port = free_port()
+    p = Proxy(tmp_path, f"mail {{ auth_http 127.0.0.1:9/a; server {{ listen 127.0.0.1:{port};"
+                        f" protocol pop3; }} }}", main="worker_processes 1;\n", workers=True)
+    p.start()
+    try:
+        pid = _worker(p)
+        with open(f"/proc/{pid}/status") as f:
+            status = dict(l.split(":", 1) for l in f if ":" in l)
+        uid = int(status["Uid"].split()[0])
+        gid = int(status["Gid"].split()[0])
+        assert uid == pwd.getpwnam("nobody").pw_uid
+        try:
+            want = grp.getgrnam("nobody").gr_gid
+        except KeyError:
+            want = grp.getgrnam("nogroup").gr_gid
+        assert gid == want
+        assert status["Groups"].split() == [str(want)]
+        with open(f"/proc/{p.proc.pid}/status") as f:
+            assert "Uid:\t0\t" in f.read()                   # the master stays root
+    finally:
+        p.stop()

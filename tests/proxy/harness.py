@@ -10,6 +10,7 @@ import socket
 import socketserver
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 
@@ -272,6 +273,13 @@ class Proxy(ForegroundServer):
         self.pid_path = os.path.join(self.dir, "angie-mail.pid")
         self.conf = os.path.join(self.dir, "mail.conf")
         process = "" if workers else "master_process off;\n"
+        if workers and os.geteuid() == 0:
+            # workers of a root master run as nobody (nginx's default user): they reopen
+            # the log files here on USR1, so these directories must let them through
+            d = os.path.abspath(self.dir)
+            while d not in ("/", tempfile.gettempdir()):
+                os.chmod(d, os.stat(d).st_mode | 0o111)
+                d = os.path.dirname(d)
         with open(self.conf, "w") as f:
             f.write(f"daemon off;\n{process}pid {self.pid_path};\n"
                     f"error_log {self.log_path} debug;\n{main}\nevents {{}}\n"

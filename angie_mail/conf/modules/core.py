@@ -38,6 +38,19 @@ def worker_processes(an, st, lv, d):
     lv.values[d.field] = n
 
 
+def default_user():
+    """Who the workers run as when the master is root and no ``user`` is set: nginx's
+    built-in ``nobody``, with the group ``nobody`` where it exists, else ``nogroup``
+    (Debian's name for it)."""
+    if os.geteuid() != 0:
+        return None
+    try:
+        grp.getgrnam("nobody")
+        return ("nobody", "nobody")
+    except KeyError:
+        return ("nobody", "nogroup")
+
+
 def user(an, st, lv, d):
     if d.field in lv.values:
         raise dup(d)
