@@ -256,6 +256,12 @@ class Backend:
             return
         self._close_now()
 
+    def abort(self) -> None:
+        """The backend's handler failed (the poller calls this): the session cannot go
+        on, so both sides are closed now rather than left to proxy_timeout."""
+        self._close_now()
+        self.client.abort()
+
     def _close_now(self) -> None:
         if self.closed:
             return

@@ -30,3 +30,49 @@ def test_message_without_exception():
     log = Log()
     log_loop_error(log, {"message": "something odd"})
     assert log.lines == [("alert", "something odd")]
+
+
+def test_failing_backend_handler_ends_the_session_at_once(tmp_path):
+    """A bug in the backend socket's handler closes that session (client and backend)
+    at once, with one [alert] line; other sessions go on."""
+    import sys
+    import time
+
+    from proxy.harness import AuthServer, Backend, Client, Proxy, free_port, ok_response
+
+    backend = Backend()
+    auth = AuthServer(lambda req: ok_response(backend.port))
+    port = free_port()
+    p = Proxy(tmp_path, f"mail {{ auth_http {auth.url}; server {{ listen 127.0.0.1:{port}; "
+                        f"protocol pop3; }} }}")
+    # the proxy itself, with the relay's read of backend data made to fail
+    p.args = [sys.executable, "-c",
+              "import sys\n"
+              "import angie_mail.proxy.relay as relay\n"
+              "def boom(self):\n"
+              "    raise RuntimeError('injected')\n"
+              "relay.Backend._on_relay_data = boom\n"
+              "from angie_mail.cli import main\n"
+              "sys.argv[0] = 'angie-mail'\n"
+              "sys.exit(main())\n", "-c", p.conf]
+    p.start()
+    try:
+        c = Client(port)
+        c.line()
+        c.send(b"USER test@example.com\r\nPASS secret\r\n")
+        assert c.line() == b"+OK\r\n"
+        assert c.line() == b"+OK pass ok\r\n"
+        t = time.time()
+        c.send(b"STAT\r\n")                 # the backend answers: its handler fails
+        assert c.closed(3)
+        assert time.time() - t < 2
+        log = p.wait_log("unexpected RuntimeError")
+        assert any("[alert]" in line and "unexpected RuntimeError at " in line
+                   for line in log.splitlines())
+        assert "injected" not in log
+        c2 = Client(port)                   # the worker still serves
+        assert c2.line().startswith(b"+OK POP3 ready")
+    finally:
+        p.stop()
+        auth.close()
+        backend.close()
