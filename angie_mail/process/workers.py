@@ -88,9 +88,18 @@ class Master:
         sockets = self.sockets
         pid = os.fork()
         if pid == 0:
-            code = 1
+            code = 2
             try:
                 code = worker_main(cfg, sockets, self.o)
+            except BaseException as e:      # logged once; the master decides what next
+                # failing before serving is fatal (it would fail again at once, as
+                # nginx's worker init failures exit 2); later, a new worker is started
+                code = 1 if _serving else 2
+                try:
+                    from .master import log_loop_error
+                    log_loop_error(self.log, {"exception": e})
+                except BaseException:
+                    pass
             finally:
                 os._exit(code)
         self.workers[pid] = gen
@@ -163,14 +172,19 @@ class Master:
             if gen is None:
                 continue
             code = os.waitstatus_to_exitcode(status)
+            # nginx's words and levels (ngx_process_get_status)
+            if code < 0:
+                core = " (core dumped)" if os.WCOREDUMP(status) else ""
+                self.log.log("alert", f"worker process {pid} exited on signal {-code}{core}")
+            else:
+                self.log.log("notice", f"worker process {pid} exited with code {code}")
             if self.exiting or gen != self.generation:
-                if code < 0:
-                    self.log.log("notice", f"worker process {pid} exited on signal {-code}")
-                else:
-                    self.log.log("notice", f"worker process {pid} exited with code {code}")
                 continue
-            how = f"exited on signal {-code}" if code < 0 else f"exited with code {code}"
-            self.log.log("alert", f"worker process {pid} {how}")
+            if code == 2:
+                # fatal: the same failure would come back at once, forever
+                self.log.log("alert", f"worker process {pid} exited with fatal code 2 "
+                                      f"and cannot be respawned")
+                continue
             self.spawn()
 
     # --- reload -------------------------------------------------------------------------------
@@ -286,7 +300,15 @@ def worker_main(config, sockets, o) -> int:
             sys.stderr.write(f"angie-mail: [emerg] setuid/setgid failed: {e}\n")
             return 2
     log = main_log(config, o)          # opened by the master, inherited
-    return run_loop(config, sockets, log)
+    return run_loop(config, sockets, log, on_ready=_ready)
+
+
+_serving = False        # in a worker: its listeners are being served
+
+
+def _ready(rt) -> None:
+    global _serving
+    _serving = True
 
 
 def run_master(o, config, conf_path, startup) -> int:

@@ -76,3 +76,43 @@ def test_failing_backend_handler_ends_the_session_at_once(tmp_path):
         p.stop()
         auth.close()
         backend.close()
+
+
+def test_worker_failing_at_start_is_logged_once_and_not_respawned(tmp_path):
+    """An exception before a worker serves kills it with the fatal code 2: the master
+    logs nginx's lines and does not start it again (no fork storm)."""
+    import re
+    import sys
+    import time
+
+    from proxy.harness import Proxy, free_port
+
+    port = free_port()
+    p = Proxy(tmp_path, f"mail {{ auth_http 127.0.0.1:9/a; server {{ listen 127.0.0.1:{port}; "
+                        f"protocol pop3; }} }}", main="worker_processes 2;", workers=True)
+    p.args = [sys.executable, "-c",
+              "import sys\n"
+              "import angie_mail.process.workers as w\n"
+              "def boom(*a, **k):\n"
+              "    raise KeyError('secret')\n"
+              "w.run_loop = boom\n"
+              "from angie_mail.cli import main\n"
+              "sys.exit(main())\n", "-c", p.conf]
+    p.start(wait=False)
+    try:
+        deadline = time.time() + 10
+        while p.log().count("cannot be respawned") < 2:
+            assert time.time() < deadline, p.log()
+            time.sleep(0.02)
+        time.sleep(0.5)             # a respawn would show within this
+        log = p.log()
+        assert log.count("start worker process") == 2
+        assert len(re.findall(r"\[alert\] \d+#\d+: unexpected KeyError at <string>:4", log)) == 2
+        assert len(re.findall(r"\[notice\] \d+#\d+: worker process \d+ exited with code 2",
+                              log)) == 2
+        assert len(re.findall(r"\[alert\] \d+#\d+: worker process \d+ exited with fatal "
+                              r"code 2 and cannot be respawned", log)) == 2
+        assert "secret" not in log
+        assert p.proc.poll() is None        # the master itself stays
+    finally:
+        p.stop()
