@@ -137,6 +137,8 @@ def parse_args(argv: list) -> Options:
                     o.params += val
             else:
                 raise UsageError(f'invalid option: "{c}"')
+    if o.error_log and o.error_log != "stderr" and not o.error_log.startswith("/"):
+        o.error_log = prefix_of(o) + o.error_log      # -e is under the prefix, as nginx's
     return o
 
 
@@ -145,13 +147,19 @@ def stderr(msg: str) -> None:
     sys.stderr.flush()
 
 
-def resolve_paths(o: Options):
-    """(prefix, conf path): the prefix ends with "/", a relative -c is under it."""
+def prefix_of(o: Options) -> str:
+    """The prefix, absolute and ending with "/" (-p, else the current directory)."""
     prefix = o.prefix if o.prefix is not None else os.getcwd()
     if not prefix.endswith("/"):
         prefix += "/"
     if not prefix.startswith("/"):
         prefix = os.getcwd().rstrip("/") + "/" + prefix
+    return prefix
+
+
+def resolve_paths(o: Options):
+    """(prefix, conf path): a relative -c is under the prefix."""
+    prefix = prefix_of(o)
     conf = o.conf if o.conf is not None else DEFAULT_CONF
     if not conf.startswith("/"):
         conf = prefix + conf

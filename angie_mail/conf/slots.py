@@ -35,6 +35,15 @@ def str_slot(an, st, lv, d):
     lv.values[d.field] = arg(st)
 
 
+def runtime_path_slot(an, st, lv, d):
+    """A file the server writes (pid...), made absolute against the prefix
+    (ngx_conf_full_name(.., 0)): with ``-p /srv/mail/`` and the configuration in
+    /srv/mail/conf/, ``pid logs/mail.pid`` is /srv/mail/logs/mail.pid."""
+    if d.field in lv.values:
+        raise dup(d)
+    lv.values[d.field] = an.full_name(arg(st))
+
+
 def path_slot(an, st, lv, d):
     """A file path, made absolute against the conf prefix (ngx_conf_full_name(.., 1))."""
     if d.field in lv.values:

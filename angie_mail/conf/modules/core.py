@@ -13,8 +13,8 @@ import os
 import pwd
 
 from ..registry import ALL, Args, Ctx, Fail, Merge, row
-from ..slots import (arg, dup, enum_slot, flag_slot, msec_slot, num_slot, path_slot,
-                     str_slot, value_slot)
+from ..slots import (arg, dup, enum_slot, flag_slot, msec_slot, num_slot,
+                     runtime_path_slot, str_slot, value_slot)
 from ..url import ptocidr, resolve_host
 from ..values import atoi, cstr
 
@@ -201,7 +201,7 @@ ROWS = [
     row("worker_processes", "core", _MAIN, Args.TAKE1, worker_processes,
         field="worker_processes", default=1, merge=M, syntax="number | auto",
         default_text="1", doc="worker processes sharing the listening sockets"),
-    row("pid", "core", _MAIN, Args.TAKE1, path_slot, field="pid", merge=M,
+    row("pid", "core", _MAIN, Args.TAKE1, runtime_path_slot, field="pid", merge=M,
         syntax="file", doc="pid file of the master process"),
     row("lock_file", "core", _MAIN, Args.TAKE1, str_slot, field="lock_file", merge=M,
         syntax="file", doc="accepted; no effect"),
@@ -220,7 +220,7 @@ ROWS = [
     row("worker_shutdown_timeout", "core", _MAIN, Args.TAKE1, msec_slot,
         field="worker_shutdown_timeout", merge=M, syntax="time",
         doc="bound on a graceful worker shutdown"),
-    row("working_directory", "core", _MAIN, Args.TAKE1, path_slot,
+    row("working_directory", "core", _MAIN, Args.TAKE1, str_slot,
         field="working_directory", merge=M, syntax="directory",
         doc="working directory of workers"),
     row("timer_resolution", "core", _MAIN, Args.TAKE1, msec_slot,
