@@ -9,11 +9,14 @@ that calls this module passes a password: the POP3 machine masks secrets before 
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import socket
 import sys
 import threading
 import time
+from typing import NamedTuple
 
 LEVELS = ("emerg", "alert", "crit", "error", "warn", "notice", "info", "debug")
 RANK = {name: i for i, name in enumerate(LEVELS)}
@@ -26,15 +29,51 @@ SYSLOG_FACILITY = {"kern": 0, "user": 1, "mail": 2, "daemon": 3, "auth": 4, "int
                    "local6": 22, "local7": 23}
 
 
+class LogContext(NamedTuple):
+    """What a session appends to its log lines: the action, then its properties
+    (``, client: "..."``...), or as members of the ``context`` object in JSON."""
+    action: str
+    props: tuple                       # ((name, value), ...)
+
+    def text(self) -> str:
+        out = f" while {self.action}" if self.action else ""
+        return out + "".join(f', {name}: "{value}"' for name, value in self.props)
+
+
+def _filter_rule(param: str):
+    """An Angie ``filter=PART:PATTERN`` as (part, field, kind, pattern) (the
+    configuration checks have run: the part and a non-empty pattern are there)."""
+    spec = param[7:]
+    part, _, pattern = spec.partition(":")
+    field = ""
+    if part not in ("logline", "message", "tag"):
+        field, part = part, "field"
+    if pattern[:1] == "=":
+        return part, field, "exact", pattern[1:]
+    if pattern[:1] == "~":
+        return part, field, "regex", re.compile(pattern[1:])
+    return part, field, "substring", pattern
+
+
+def _match(kind, pattern, value: str) -> bool:
+    if kind == "exact":
+        return value == pattern
+    if kind == "regex":
+        return pattern.search(value) is not None
+    return pattern in value
+
+
 class _Target:
     __slots__ = ("spec", "rank", "fd", "sock", "addr", "facility", "tag", "severity",
-                 "hostname")
+                 "hostname", "json", "filters")
 
-    def __init__(self, spec: str, level: str):
+    def __init__(self, spec: str, level: str, params: tuple = ()):
         self.spec = spec
         self.rank = RANK.get(level, RANK["error"])
         self.fd = None
         self.sock = None
+        self.json = "format=json" in params
+        self.filters = tuple(_filter_rule(p) for p in params if p.startswith("filter="))
         if spec == "stderr":
             self.fd = 2
         elif spec.startswith("syslog:"):
@@ -86,6 +125,27 @@ class _Target:
         if old is not None and old > 2:
             os.close(old)
 
+    def admits(self, line: str, message: str, context, tags) -> bool:
+        """Angie's filter= rules: every one must match."""
+        for part, field, kind, pattern in self.filters:
+            if part == "logline":
+                ok = _match(kind, pattern, line)
+            elif part == "message":
+                ok = _match(kind, pattern, message)
+            elif part == "tag":
+                ok = any(_match(kind, pattern, t) for t in tags)
+            else:
+                if field == "message":
+                    values = [message]
+                elif field == "action":
+                    values = [context.action] if isinstance(context, LogContext) else []
+                else:
+                    values = [v for n, v in getattr(context, "props", ()) if n == field]
+                ok = any(_match(kind, pattern, v) for v in values)
+            if not ok:
+                return False
+        return True
+
     def write(self, level: str, stamp: str, body: str):
         if self.sock is not None:
             sev = SYSLOG_SEVERITY.get(self.severity or level, 3)
@@ -105,6 +165,23 @@ class _Target:
         except OSError:
             pass
 
+    def write_raw(self, record: str):
+        """A whole record (JSON): to the file, or as a syslog message."""
+        if self.sock is not None:
+            pri = self.facility * 8 + SYSLOG_SEVERITY.get(self.severity or "info", 6)
+            host = socket.gethostname() + " " if self.hostname else ""
+            msg = f"<{pri}>{time.strftime('%b %e %H:%M:%S')} {host}{self.tag}: {record}"
+            try:
+                self.sock.sendto(msg.encode("utf-8", "backslashreplace"), self.addr)
+            except OSError:
+                pass
+            return
+        if self.fd is not None:
+            try:
+                os.write(self.fd, (record + "\n").encode("utf-8", "backslashreplace"))
+            except OSError:
+                pass
+
     def close(self):
         if self.fd is not None and self.fd > 2:
             os.close(self.fd)
@@ -114,19 +191,51 @@ class _Target:
             self.sock = None
 
 
+def errno_text(err: int) -> str:
+    from .errors import errno_suffix
+    return errno_suffix(err)
+
+
+def _json_record(now: float, level, pid, tid, conn, message, err, context, tags) -> str:
+    """Angie's error_log format=json record: time (ISO 8601, UTC, ms), level, pid,
+    tid, connection, message, error {code, message}, context {action, properties},
+    tags."""
+    ms = int(now * 1000) % 1000
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + \
+        (f".{ms:03d}" if ms else "") + "Z"
+    rec = {"time": stamp, "level": level, "pid": pid, "tid": tid}
+    if conn:
+        rec["connection"] = conn
+    rec["message"] = message
+    if err:
+        from .errors import errno_suffix
+        rec["error"] = {"code": err, "message": errno_suffix(err)[len(f" ({err}: "):-1]}
+    if isinstance(context, LogContext):
+        ctx = {"action": context.action} if context.action else {}
+        for name, value in context.props:
+            ctx[name] = value
+        rec["context"] = ctx
+    elif context:
+        rec["context"] = context
+    if tags:
+        rec["tags"] = list(dict.fromkeys(tags))
+    return json.dumps(rec, ensure_ascii=False, separators=(",", ":"))
+
+
 class ErrorLog:
     """A set of targets, each with its own level."""
 
     _cache: dict = {}
 
     def __init__(self, targets):
-        self.targets = [_Target(t.target, t.level) for t in targets] or \
-            [_Target("stderr", "error")]
+        self.targets = [_Target(t.target, t.level, getattr(t, "params", ()))
+                        for t in targets] or [_Target("stderr", "error")]
         self.rank = max(t.rank for t in self.targets)
+        self.special = any(t.json or t.filters for t in self.targets)
 
     @classmethod
     def for_targets(cls, targets, default=None) -> "ErrorLog":
-        key = tuple((t.target, t.level) for t in targets) if targets else None
+        key = tuple((t.target, t.level, t.params) for t in targets) if targets else None
         if key is None:
             return default or cls([])
         log = cls._cache.get(key)
@@ -151,19 +260,36 @@ class ErrorLog:
     def enabled(self, level: str) -> bool:
         return RANK[level] <= self.rank
 
-    def log(self, level: str, message: str, conn: int = 0, context: str = "") -> None:
+    def log(self, level: str, message: str, conn: int = 0, context="", err: int = 0,
+            tags: tuple = ()) -> None:
+        """One record.  ``context`` is a LogContext (or its text), ``err`` an errno
+        shown as `` (110: Connection timed out)``, ``tags`` the session's
+        error_log_user_tag values (shown in JSON logs, matched by filter=tag:)."""
         r = RANK[level]
         if r > self.rank:
             return
-        stamp = time.strftime("%Y/%m/%d %H:%M:%S")
         pid = os.getpid()
-        head = f"{pid}#{threading.get_native_id()}: "
-        if conn:
-            head += f"*{conn} "
-        body = head + message + context
+        tid = threading.get_native_id()
+        ctext = context.text() if isinstance(context, LogContext) else context
+        line = message + (errno_text(err) if err else "") + ctext
+        if "\n" in line or "\r" in line:
+            # client text (a login, a command) must not start a line of its own: a
+            # forged line would fool the tools that read this log
+            line = line.replace("\r", "\\r").replace("\n", "\\n")
+        head = f"{pid}#{tid}: *{conn} " if conn else f"{pid}#{tid}: "
+        now = time.time()
+        stamp = time.strftime("%Y/%m/%d %H:%M:%S", time.localtime(now))
         for t in self.targets:
-            if r <= t.rank:
-                t.write(level, stamp, body)
+            if r > t.rank:
+                continue
+            if self.special:
+                if t.filters and not t.admits(line, message, context, tags):
+                    continue
+                if t.json:
+                    t.write_raw(_json_record(now, level, pid, tid, conn, message, err,
+                                             context, tags))
+                    continue
+            t.write(level, stamp, head + line)
 
     def reopen(self, owner=None) -> None:
         for t in self.targets:

@@ -15,8 +15,7 @@ import asyncio
 import socket
 import struct
 
-from ..errors import errno_suffix
-from ..log import RANK
+from ..log import RANK, LogContext
 from ..mail.protocol import AUTH, CLOSE, CONT, LOGGED_IN, NEED, REFUSED, STARTTLS, TOO_LONG
 from ..protocols import PROTOCOLS
 from . import auth_http
@@ -25,8 +24,7 @@ from .relay import Backend
 PREAUTH, AUTHENTICATING, LOGIN, RELAY, CLOSED, HANDSHAKE = range(6)
 _MAX_PENDING = 64 * 1024          # pipelined pre-auth bytes kept before reading pauses
 INFO = RANK["info"]
-# a timer's expiry, logged as nginx does with NGX_ETIMEDOUT
-TIMED_OUT = errno_suffix(110)
+ETIMEDOUT = 110          # a timer's expiry is logged with it, as nginx does
 
 
 def _addr_text(addr) -> str:
@@ -36,9 +34,9 @@ def _addr_text(addr) -> str:
     return "unix:" + (addr or "")
 
 
-def connected_context(peer_text: str, addr_text: str) -> str:
-    """The log context of the first line of a session (Angie's format)."""
-    return f' while initializing session, client: "{peer_text}", server: "{addr_text}"'
+def pre_context(action: str, peer_text: str, addr_text: str) -> LogContext:
+    """The log context of a connection before its session starts."""
+    return LogContext(action, (("client", peer_text), ("server", addr_text)))
 
 
 def _nodelay(sock) -> None:
@@ -86,22 +84,21 @@ class ClientConnection(asyncio.Protocol):
 
     # --- logging ------------------------------------------------------------------------
 
-    def context(self) -> str:
-        out = f" while {self.action}, client: \"{self.peer_text}\"" if self.action else \
-            f", client: \"{self.peer_text}\""
-        out += f", server: \"{self.conf.addr_text}\""
+    def context(self) -> LogContext:
+        props = [("client", self.peer_text), ("server", self.conf.addr_text)]
         if self.tls and not self.conf.listen.ssl:       # TLS by STLS
-            out += ', starttls: "true"'
+            props.append(("starttls", "true"))
         if self.login:
-            out += f', login: "{self.login.decode("utf-8", "backslashreplace")}"'
+            props.append(("login", self.login.decode("utf-8", "backslashreplace")))
         if self.upstream:
-            out += f', upstream: "{self.upstream}"'
-        return out
+            props.append(("upstream", self.upstream))
+        return LogContext(self.action, tuple(props))
 
-    def log(self, level: str, message: str) -> None:
+    def log(self, level: str, message: str, err: int = 0) -> None:
         log = self.errlog
         if RANK[level] <= log.rank:
-            log.log(level, message, self.conn_no, self.context())
+            log.log(level, message, self.conn_no, self.context(), err,
+                    self.server.error_log_user_tag)
 
     def session_log(self, level: str, message: str) -> None:
         """Log callback of the protocol machine (it masks secrets itself)."""
@@ -135,7 +132,9 @@ class ClientConnection(asyncio.Protocol):
             self.conn_no = rt.next_connection()
             if self.errlog.rank >= INFO:
                 self.errlog.log("info", "client connected", self.conn_no,
-                                connected_context(self.peer_text, self.conf.addr_text))
+                                pre_context("initializing session", self.peer_text,
+                                            self.conf.addr_text),
+                                tags=srv.error_log_user_tag)
         else:
             self.conn_no = pre.conn_no
             pre.apply(self)
@@ -175,7 +174,7 @@ class ClientConnection(asyncio.Protocol):
     def on_timeout(self):
         self.timer = None
         if self.phase in (PREAUTH, HANDSHAKE):
-            self.log("info", "client timed out" + TIMED_OUT)
+            self.log("info", "client timed out", ETIMEDOUT)
             self.abort()
         elif self.phase == AUTHENTICATING and self.task is not None:
             pass
@@ -344,7 +343,7 @@ class ClientConnection(asyncio.Protocol):
                 else:
                     self.log("error", f"auth http server {peer_name} {error}")
             elif isinstance(error, TimeoutError):
-                self.log("error", f"auth http server {peer_name} timed out{TIMED_OUT}")
+                self.log("error", f"auth http server {peer_name} timed out", ETIMEDOUT)
             else:
                 self.log("error", f"connect() failed ({error.errno}: {error.strerror})")
             return self.internal_error()
@@ -412,7 +411,7 @@ class ClientConnection(asyncio.Protocol):
         self.timer = None
         if self.phase != LOGIN:
             return
-        self.log("info", "upstream timed out" + TIMED_OUT)
+        self.log("info", "upstream timed out", ETIMEDOUT)
         self.internal_error()
 
     def backend_failed(self, error: OSError):
@@ -484,7 +483,7 @@ class ClientConnection(asyncio.Protocol):
             self.relay_timer = loop.call_later(self.relay_timeout - idle,
                                                self.on_relay_timeout)
             return
-        self.log("info", "client timed out" + TIMED_OUT)
+        self.log("info", "client timed out", ETIMEDOUT)
         self.end_relay()
 
     def end_relay(self):

@@ -13,7 +13,7 @@ import asyncio
 import socket
 
 from ..protocols import PROTOCOLS
-from .client import TIMED_OUT, ClientConnection, _addr_text, connected_context
+from .client import ETIMEDOUT, ClientConnection, _addr_text, pre_context
 from .proxy_protocol import MAX_HEADER, BrokenHeader, parse
 from .sockio import Acceptor, start_transport
 from .tls import TlsInfo, check_client_certificate
@@ -73,9 +73,13 @@ class _Acceptor:
         log = rt.log_for(srv)
         pre = PreSession(rt.next_connection())
         peer_text = _addr_text(peer)
+        tags = srv.error_log_user_tag
+
+        def ctx(action):
+            return pre_context(action, peer_text, conf.addr_text)
         if log.enabled("info"):
-            log.log("info", "client connected", pre.conn_no,
-                    connected_context(peer_text, conf.addr_text))
+            log.log("info", "client connected", pre.conn_no, ctx("initializing session"),
+                    tags=tags)
         deadline = loop.time() + srv.timeout_ms / 1000.0
         engine = None
         try:
@@ -84,9 +88,8 @@ class _Acceptor:
                     pre.header = await asyncio.wait_for(read_proxy_header(loop, conn),
                                                         deadline - loop.time())
                 except BrokenHeader as e:
-                    log.log("error", str(e), pre.conn_no,
-                            f' while reading PROXY protocol, client: "{peer_text}", '
-                            f'server: "{conf.addr_text}"')
+                    log.log("error", str(e), pre.conn_no, ctx("reading PROXY protocol"),
+                            tags=tags)
                     conn.close()
                     return
                 except EOFError:
@@ -102,9 +105,8 @@ class _Acceptor:
             remaining = max(deadline - loop.time(), 0.001)
             ok = await asyncio.wait_for(asyncio.shield(engine.handshake), remaining)
             if not ok:
-                log.log("info", "SSL handshake failed", pre.conn_no,
-                        f' while SSL handshaking, client: "{peer_text}", '
-                        f'server: "{conf.addr_text}"')
+                log.log("info", "SSL handshake failed", pre.conn_no, ctx("SSL handshaking"),
+                        tags=tags)
                 engine.abort()
                 return
             pre.tls = True
@@ -112,9 +114,7 @@ class _Acceptor:
             refused = check_client_certificate(engine, srv.ssl_verify_client)
             if refused is not None:
                 kind, message = refused
-                log.log("info", message, pre.conn_no,
-                        f' while SSL handshaking, client: "{peer_text}", '
-                        f'server: "{conf.addr_text}"')
+                log.log("info", message, pre.conn_no, ctx("SSL handshaking"), tags=tags)
                 proto = PROTOCOLS[srv.protocol]
                 engine.transport.write(proto.no_cert if kind == "no_cert" else proto.cert_error)
                 engine.app_close()
@@ -122,16 +122,14 @@ class _Acceptor:
             pre.tls_info = TlsInfo.from_engine(engine, srv.ssl_verify_client)
             engine.start_app(client)
         except (asyncio.TimeoutError, TimeoutError):
-            log.log("info", "client timed out" + TIMED_OUT, pre.conn_no,
-                    f', client: "{peer_text}", server: "{conf.addr_text}"')
+            log.log("info", "client timed out", pre.conn_no, ctx(""), ETIMEDOUT, tags)
             if conn is not None:
                 conn.close()
             if engine is not None:
                 engine.abort()
         except (OSError, ConnectionError) as e:
             log.log("info", f"handshake failed ({e.__class__.__name__})", pre.conn_no,
-                    f' while SSL handshaking, client: "{peer_text}", '
-                    f'server: "{conf.addr_text}"')
+                    ctx("SSL handshaking"), tags=tags)
             if conn is not None:
                 conn.close()
             if engine is not None:
@@ -191,7 +189,7 @@ async def starttls(client) -> bool:
     try:
         ok = await asyncio.wait_for(asyncio.shield(engine.handshake), remaining)
     except (asyncio.TimeoutError, TimeoutError):
-        client.log("info", "client timed out" + TIMED_OUT)
+        client.log("info", "client timed out", ETIMEDOUT)
         return False
     if not ok:
         return False

@@ -47,6 +47,26 @@ def check_syslog(spec: str) -> None:
         raise Fail("no syslog server specified")
 
 
+def check_filter(value: str) -> None:
+    """ngx_log_add_filter / ngx_log_filter_set_rule checks on ``PART:PATTERN``."""
+    import re
+    part, colon, pattern = value.partition(":")
+    if not colon:
+        raise Fail(f'missing filter type in "{value}"')
+    if part == "sourcefile":
+        # a handler's returned string: nginx prints '"<directive>" directive <string>'
+        raise Fail('"error_log" directive source file filtering requires debug build')
+    if pattern[:1] in ("=", "~"):
+        pattern = pattern[1:]
+    if not pattern:
+        raise Fail(f'empty filter pattern "{value}"')
+    if value.partition(":")[2][:1] == "~":
+        try:
+            re.compile(pattern)
+        except re.error as e:
+            raise Fail(f'pcre2_compile() failed: {e.msg} in "{pattern}" at "{pattern[e.pos or 0:]}"')
+
+
 def error_log_handler(an, st, lv, d):
     target = st.words[1].value
     t = cstr(target)
@@ -64,10 +84,22 @@ def error_log_handler(an, st, lv, d):
         dest = an.full_name(target)
     level = None
     params = []
+    fmt = None
     for w in st.words[2:]:
         v = cstr(w.value)
-        if an.dialect != "nginx" and (v.startswith("format=") or v.startswith("filter=")):
-            params.append(v)           # Angie's error_log extras
+        if an.dialect != "nginx" and v.startswith("format="):
+            # Angie's ngx_log_set_format
+            if fmt is not None:
+                raise Fail(f'duplicate format= parameter ("{v[7:]}")')
+            fmt = v[7:]
+            if fmt not in ("json", "default"):
+                raise Fail(f'unknown log format "{fmt}"')
+            if fmt == "json":
+                params.append(v)
+            continue
+        if an.dialect != "nginx" and v.startswith("filter="):
+            check_filter(v[7:])        # Angie's ngx_log_add_filter
+            params.append(v)
             continue
         if v in LEVELS:
             if level is not None:
