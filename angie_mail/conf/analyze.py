@@ -87,6 +87,7 @@ class Analyzer:
         self.merged = None
         self.server_pairs: list = []      # (Server, Level) once merged
         self.mail_close = None            # (file, line) of the "}" of mail{} (nginx)
+        self.mail_open = None             # (file, line) of "mail {" (Angie)
 
     # --- helpers for handlers -------------------------------------------------------
 
@@ -211,6 +212,8 @@ class Analyzer:
                     self.opaque(parsed, st.block)
                     continue
                 self.walk(parsed, st.block, child_ctx, child_lv)
+                if d.name == "mail":
+                    self.mail_open = (st.file, st.line)
                 if close is not None and st.closed:
                     if d.name == "mail":
                         self.mail_close = (st.file, st.close_line)

@@ -149,6 +149,9 @@ def _check_ssl(an, srv: Level, v: dict) -> None:
     elif an.dialect == "nginx" and an.mail_close is not None:
         # nginx merges when mail{} closes: the error carries that position
         problem = (problem, Pos(*an.mail_close))
+    elif an.mail_open is not None:
+        # Angie defers the mail{} merge: its errors point at the "mail {" line
+        problem = (problem, Pos(*an.mail_open))
     else:
         problem = (problem, None)
     if problem:
