@@ -94,6 +94,8 @@ def serve_single(o, config, startup: StartupLog) -> int:
         startup.log("emerg", err)
         return 1
     log = main_log(config, o)
+    from .title import set_master_title
+    set_master_title(1, single=True)
     try:
         return run_loop(config, sockets, log)
     finally:
@@ -116,7 +118,8 @@ def log_loop_error(log: ErrorLog, context: dict) -> None:
     log.log("alert", f"unexpected {type(exc).__name__}{where}")
 
 
-def run_loop(config, sockets, log: ErrorLog, on_ready=None, graceful_signal=None) -> int:
+def run_loop(config, sockets, log: ErrorLog, on_ready=None, graceful_signal=None,
+             on_quit=None) -> int:
     """Serve ``sockets`` until a stop signal; 0 on a clean stop."""
     from ..proxy.server import Runtime
     loop = new_event_loop()
@@ -135,15 +138,17 @@ def run_loop(config, sockets, log: ErrorLog, on_ready=None, graceful_signal=None
         if not done.done():
             done.set_result(0)
 
-    def on_quit():
+    def quit_():
+        if on_quit is not None:
+            on_quit()
         loop.create_task(graceful())
 
     loop.add_signal_handler(signal.SIGTERM, fast_stop)
     loop.add_signal_handler(signal.SIGINT, fast_stop)
-    loop.add_signal_handler(signal.SIGQUIT, on_quit)
+    loop.add_signal_handler(signal.SIGQUIT, quit_)
     loop.add_signal_handler(signal.SIGUSR1, ErrorLog.reopen_all)
     if graceful_signal is not None:
-        loop.add_signal_handler(graceful_signal, on_quit)
+        loop.add_signal_handler(graceful_signal, quit_)
     try:
         loop.run_until_complete(rt.start(sockets))
         if on_ready is not None:

@@ -67,7 +67,6 @@ class Master:
             self.startup.log("emerg", err)
             return 1
         self.log = main_log(cfg, self.o)
-        title.set_title(f"master process {' '.join(sys.argv)}")
         self.spawn_all()
         try:
             return self.loop()
@@ -79,6 +78,7 @@ class Master:
 
     def spawn_all(self):
         self.generation += 1
+        title.set_master_title(self.generation)
         for _ in range(self.worker_count(self.config)):
             self.spawn()
 
@@ -90,7 +90,7 @@ class Master:
         if pid == 0:
             code = 2
             try:
-                code = worker_main(cfg, sockets, self.o)
+                code = worker_main(cfg, sockets, self.o, gen)
             except BaseException as e:      # logged once; the master decides what next
                 # failing before serving is fatal (it would fail again at once, as
                 # nginx's worker init failures exit 2); later, a new worker is started
@@ -251,12 +251,12 @@ def worker_environ(env: tuple, inherited: dict) -> dict:
     return out
 
 
-def worker_main(config, sockets, o) -> int:
+def worker_main(config, sockets, o, generation: int = 1) -> int:
     """The body of a worker process (after fork)."""
     signal.pthread_sigmask(signal.SIG_UNBLOCK, HANDLED)
     for sig in HANDLED:
         signal.signal(sig, signal.SIG_DFL)
-    title.set_title("worker process")
+    title.set_worker_title(generation)
     m = config.main
     if m.worker_rlimit_nofile:
         try:
@@ -300,7 +300,8 @@ def worker_main(config, sockets, o) -> int:
             sys.stderr.write(f"angie-mail: [emerg] setuid/setgid failed: {e}\n")
             return 2
     log = main_log(config, o)          # opened by the master, inherited
-    return run_loop(config, sockets, log, on_ready=_ready)
+    return run_loop(config, sockets, log, on_ready=_ready,
+                    on_quit=lambda: title.set_worker_title(generation, shutting_down=True))
 
 
 _serving = False        # in a worker: its listeners are being served

@@ -69,10 +69,12 @@ def test_master_and_workers_with_titles(tmp_path, peers):
     try:
         assert wait_for(lambda: len(children(p.proc.pid)) == 2)
         titles = [args for _, args in children(p.proc.pid)]
-        assert titles == ["angie-mail: worker process"] * 2
-        out = subprocess.run(["ps", "-o", "args=", "-p", str(p.proc.pid)], capture_output=True,
-                             text=True).stdout
-        assert out.startswith("angie-mail: master process")
+        assert titles == ["angie-mail: worker process #1"] * 2
+        with open(f"/proc/{p.proc.pid}/cmdline") as f:
+            out = f.read().replace("\0", " ")
+        from angie_mail import __version__
+        assert out.startswith(f"angie-mail: master process v{__version__} #1 [")
+        assert out.rstrip().endswith(f"-c {p.conf}]")
         with open(p.pid_path) as f:
             assert int(f.read()) == p.proc.pid
         for _ in range(6):
@@ -110,6 +112,30 @@ def test_reload_under_load(tmp_path, peers):
             c.send(b"QUIT\r\n")
             assert c.line() == b"+OK quit ok\r\n"
         assert wait_for(lambda: len(children(p.proc.pid)) == 2)
+    finally:
+        p.stop()
+
+
+def test_titles_carry_the_reload_generation(tmp_path, peers):
+    auth, backend = peers
+    port = free_port()
+    p = start(tmp_path, auth, port, main="worker_processes 1;")
+    try:
+        assert wait_for(lambda: [a for _, a in children(p.proc.pid)] ==
+                        ["angie-mail: worker process #1"])
+        c = Client(port)
+        login(c)                            # keeps a generation-1 worker busy
+        p.signal(signal.SIGHUP)
+        assert wait_for(lambda: sorted(a for _, a in children(p.proc.pid)) ==
+                        ["angie-mail: worker process #2",
+                         "angie-mail: worker process is shutting down #1"])
+        out = subprocess.run(["ps", "-o", "args=", "-p", str(p.proc.pid)],
+                             capture_output=True, text=True).stdout
+        assert " #2 [" in out
+        c.send(b"QUIT\r\n")
+        c.line()
+        assert wait_for(lambda: [a for _, a in children(p.proc.pid)] ==
+                        ["angie-mail: worker process #2"])
     finally:
         p.stop()
 
