@@ -146,7 +146,10 @@ def run_loop(config, sockets, log: ErrorLog, on_ready=None, graceful_signal=None
     loop.add_signal_handler(signal.SIGTERM, fast_stop)
     loop.add_signal_handler(signal.SIGINT, fast_stop)
     loop.add_signal_handler(signal.SIGQUIT, quit_)
-    loop.add_signal_handler(signal.SIGUSR1, ErrorLog.reopen_all)
+    def reopen():
+        log.log("notice", "reopening logs")          # as nginx: then the files change
+        ErrorLog.reopen_all()
+    loop.add_signal_handler(signal.SIGUSR1, reopen)
     if graceful_signal is not None:
         loop.add_signal_handler(graceful_signal, quit_)
     try:

@@ -15,6 +15,10 @@ import threading
 import time
 
 
+# how often the threaded test servers look for shutdown(): it bounds every close
+POLL = 0.02
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     fam = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(fam, socket.SOCK_STREAM) as s:
@@ -110,7 +114,8 @@ class AuthServer:
                         return
 
         self.server = _Threaded(("127.0.0.1", self.port), H)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(POLL,),
+                                       daemon=True)
         self.thread.start()
 
     @property
@@ -134,6 +139,7 @@ class Backend:
         self.users = users if users is not None else {b"test@example.com": b"secret"}
         self.messages = messages if messages is not None else [b"Subject: hi\r\n\r\nhello\r\n"]
         self.greeting = greeting
+        self.proxy_protocol = False     # read a PROXY header line before greeting
         self.lines: list = []
         self.raw: list = []
         self.connections = 0
@@ -146,10 +152,15 @@ class Backend:
                 outer.session(self.rfile, self.wfile)
 
         self.server = _Threaded(("127.0.0.1", self.port), H)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(POLL,),
+                                       daemon=True)
         self.thread.start()
 
     def session(self, rfile, wfile):
+        if self.proxy_protocol:
+            header = rfile.readline()
+            self.raw.append(header)
+            self.lines.append(header.rstrip(b"\r\n"))
         if self.greeting is None:
             return
         wfile.write(self.greeting)
