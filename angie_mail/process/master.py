@@ -152,6 +152,10 @@ def run_loop(config, sockets, log: ErrorLog, on_ready=None, graceful_signal=None
     loop.add_signal_handler(signal.SIGUSR1, reopen)
     if graceful_signal is not None:
         loop.add_signal_handler(graceful_signal, quit_)
+    # a worker is forked with them blocked (see workers.worker_main): handled from here
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, (signal.SIGTERM, signal.SIGINT,
+                                                signal.SIGQUIT, signal.SIGUSR1,
+                                                signal.SIGHUP, signal.SIGWINCH))
     try:
         loop.run_until_complete(rt.start(sockets))
         if on_ready is not None:

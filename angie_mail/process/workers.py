@@ -253,9 +253,12 @@ def worker_environ(env: tuple, inherited: dict) -> dict:
 
 def worker_main(config, sockets, o, generation: int = 1) -> int:
     """The body of a worker process (after fork)."""
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, HANDLED)
+    # the master's signals stay blocked until run_loop has its handlers: a USR1 or
+    # QUIT that comes while the worker starts waits instead of killing it
     for sig in HANDLED:
         signal.signal(sig, signal.SIG_DFL)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)       # a worker does not reload
+    signal.signal(signal.SIGWINCH, signal.SIG_IGN)
     title.set_worker_title(generation)
     m = config.main
     if m.worker_rlimit_nofile:

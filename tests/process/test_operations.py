@@ -431,3 +431,23 @@ def test_syslog_target(tmp_path, peers):
     finally:
         p.stop()
         rx.close()
+
+
+def test_signals_while_workers_start_do_not_kill_them(tmp_path, peers):
+    """USR1 forwarded to a worker that is still starting waits for its handler
+    (nginx's workers never die of a reopen)."""
+    auth, backend = peers
+    port = free_port()
+    p = start(tmp_path, auth, port)
+    try:
+        assert wait_for(lambda: os.path.exists(p.pid_path) and open(p.pid_path).read())
+        deadline = time.time() + 1.0
+        while time.time() < deadline:           # every new worker gets some mid-start
+            p.signal(signal.SIGUSR1)
+            time.sleep(0.005)
+        c = Client(port)
+        login(c)
+        log = p.log()
+        assert "exited on signal" not in log, log
+    finally:
+        p.stop()
