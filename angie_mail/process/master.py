@@ -42,7 +42,30 @@ def prepare(config, o, startup: StartupLog) -> bool:
     except Exception as e:                  # a certificate that -t accepted but OpenSSL not
         startup.log("emerg", f"cannot create the TLS context: {e}")
         return False
+    preload()
     return True
+
+
+def preload() -> None:
+    """Import now every module a worker may load later.  Workers run as another user
+    (``user``, or nobody): the installation may not be readable by it (a virtual
+    environment in root's home), and a module first imported after the switch would
+    fail there.  Python code is loaded here, in the master, and inherited by fork."""
+    import encodings.idna  # noqa: F401  (host names)
+    from ..proxy import (auth_http, client, handshake, netio, poller, proxy_protocol,  # noqa: F401
+                         relay, resolver, server, sockio, tls, tlsio)
+    from .. import errors, protocols  # noqa: F401
+    from ..conf import tlsfiles  # noqa: F401
+    from ..mail import dns
+    from . import title  # noqa: F401
+    try:
+        import setproctitle  # noqa: F401
+    except ImportError:
+        pass
+    # dnspython loads each record type's module when it first meets the type
+    for rdtype in (dns.PTR, dns.A, dns.AAAA, dns.CNAME):
+        dns.query("preload.invalid.", rdtype, 1)
+    import dns.rdtypes.ANY.CNAME, dns.rdtypes.ANY.PTR, dns.rdtypes.IN.A, dns.rdtypes.IN.AAAA  # noqa
 
 
 def open_sockets(config, startup: StartupLog):
