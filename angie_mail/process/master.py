@@ -56,15 +56,15 @@ def preload() -> None:
                          relay, resolver, server, sockio, tls, tlsio)
     from .. import errors, protocols  # noqa: F401
     from ..conf import tlsfiles  # noqa: F401
-    from ..mail import dns
+    from ..mail import dns as codec
     from . import title  # noqa: F401
     try:
         import setproctitle  # noqa: F401
     except ImportError:
         pass
     # dnspython loads each record type's module when it first meets the type
-    for rdtype in (dns.PTR, dns.A, dns.AAAA, dns.CNAME):
-        dns.query("preload.invalid.", rdtype, 1)
+    for rdtype in (codec.PTR, codec.A, codec.AAAA, codec.CNAME):
+        codec.query("preload.invalid.", rdtype, 1)
     import dns.rdtypes.ANY.CNAME, dns.rdtypes.ANY.PTR, dns.rdtypes.IN.A, dns.rdtypes.IN.AAAA  # noqa
 
 
