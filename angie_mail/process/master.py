@@ -42,7 +42,6 @@ def prepare(config, o, startup: StartupLog) -> bool:
     except Exception as e:                  # a certificate that -t accepted but OpenSSL not
         startup.log("emerg", f"cannot create the TLS context: {e}")
         return False
-    preload()
     return True
 
 

@@ -25,7 +25,7 @@ import time
 from ..log import ErrorLog
 from ..proxy.listeners import BindError, open_socket, plan
 from . import pidfile, title
-from .master import _logs_to_stderr, main_log, open_sockets, prepare, run_loop
+from .master import _logs_to_stderr, main_log, open_sockets, prepare, preload, run_loop
 
 HANDLED = (signal.SIGHUP, signal.SIGQUIT, signal.SIGTERM, signal.SIGINT, signal.SIGUSR1,
            signal.SIGCHLD, signal.SIGWINCH)
@@ -55,6 +55,8 @@ class Master:
         sockets = open_sockets(cfg, self.startup)
         if sockets is None or not prepare(cfg, self.o, self.startup):
             return 1
+        if cfg.main.user is not None and os.geteuid() == 0:
+            preload()                   # workers will not be able to import as that user
         self.sockets = sockets
         for ls in sockets:
             os.set_inheritable(ls.sock.fileno(), True)
