@@ -14,6 +14,9 @@ import time
 
 import pytest
 
+# the demo listens on the sample configuration's fixed ports: one process runs these
+pytestmark = pytest.mark.xdist_group("demo")
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 

@@ -16,6 +16,7 @@ import pytest
 from proxy.harness import free_port
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+pytestmark = pytest.mark.xdist_group("wheel")      # one build for both tests
 
 
 def _run(args, **kw):
