@@ -19,9 +19,9 @@ from __future__ import annotations
 import os
 import resource
 import signal
-import sys
 import time
 
+from ..errors import errno_suffix
 from ..log import ErrorLog
 from ..proxy.listeners import BindError, open_socket, plan
 from . import pidfile, title
@@ -287,26 +287,52 @@ def worker_main(config, sockets, o, generation: int = 1) -> int:
             pass
     os.environ.clear()
     os.environ.update(worker_environ(m.env, ENVIRON))
+    log = main_log(config, o)          # opened by the master, inherited
+    if m.user is not None and os.geteuid() == 0 and not drop_privileges(m.user, log):
+        return 2
     if m.working_directory:
+        # after the switch, as nginx: the directory is the workers' user's to enter
         try:
             os.chdir(m.working_directory)
-        except OSError:
-            pass
-    if m.user is not None and os.geteuid() == 0:
-        import grp
-        import pwd
-        try:
-            gid = grp.getgrnam(m.user[1]).gr_gid
-            uid = pwd.getpwnam(m.user[0]).pw_uid
-            os.setgroups([gid])
-            os.setgid(gid)
-            os.setuid(uid)
-        except (KeyError, OSError) as e:
-            sys.stderr.write(f"angie-mail: [emerg] setuid/setgid failed: {e}\n")
+        except OSError as e:
+            log.log("alert", f'chdir("{m.working_directory}") failed' + errno_suffix(e))
             return 2
-    log = main_log(config, o)          # opened by the master, inherited
     return run_loop(config, sockets, log, on_ready=_ready,
                     on_quit=lambda: title.set_worker_title(generation, shutting_down=True))
+
+
+def drop_privileges(user: tuple, log) -> bool:
+    """Become ``user`` = (name, group) as nginx's workers do: setgid, initgroups (the
+    user's supplementary groups), setuid.  False, after nginx's ``[emerg]`` line, when
+    the worker cannot go on (it exits with the fatal code 2)."""
+    import grp
+    import pwd
+    name, group = user
+    try:
+        uid = pwd.getpwnam(name).pw_uid
+    except KeyError:
+        log.log("emerg", f'getpwnam("{name}") failed')
+        return False
+    try:
+        gid = grp.getgrnam(group).gr_gid
+    except KeyError:
+        log.log("emerg", f'getgrnam("{group}") failed')
+        return False
+    try:
+        os.setgid(gid)
+    except OSError as e:
+        log.log("emerg", f"setgid({gid}) failed" + errno_suffix(e))
+        return False
+    try:
+        os.initgroups(name, gid)
+    except OSError as e:                # as nginx: logged, and the worker goes on
+        log.log("emerg", f"initgroups({name}, {gid}) failed" + errno_suffix(e))
+    try:
+        os.setuid(uid)
+    except OSError as e:
+        log.log("emerg", f"setuid({uid}) failed" + errno_suffix(e))
+        return False
+    return True
 
 
 _serving = False        # in a worker: its listeners are being served
