@@ -73,6 +73,18 @@ class Poller:
             self.running = False
             stale.clear()
 
+    def call_soon(self, handler, *args) -> None:
+        """Run ``handler(*args)`` soon (a read that goes on after a pause or a long
+        burst), guarded as an event's handler is: an exception ends the handler's own
+        session instead of leaving it stalled with its socket open."""
+        self.loop.call_soon(self._guarded, handler, args)
+
+    def _guarded(self, handler, args) -> None:
+        try:
+            handler(*args)
+        except Exception as e:
+            self._failed(handler, e)
+
     def _failed(self, handler, exc) -> None:
         """Report a handler's exception and close its socket (the session cannot be
         trusted to go on); the rest of the batch is still dispatched."""

@@ -117,7 +117,7 @@ class Backend:
                 self._on_relay_data()
                 if self.rready and self.reading and not self.closed:
                     # a long burst: let the other sessions run before going on
-                    self.loop.call_soon(self._on_data)
+                    self.poller.call_soon(self._on_data)
                 return
             self._on_login_data()
 
@@ -242,7 +242,7 @@ class Backend:
         if not self.reading and not self.closed:
             self.reading = True
             if self.rready and not self.connecting:
-                self.loop.call_soon(self._on_data)
+                self.poller.call_soon(self._on_data)
 
     def close(self) -> None:
         """Close, after sending what the client already sent (nothing relayed is lost)."""

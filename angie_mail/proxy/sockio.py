@@ -109,7 +109,7 @@ class SocketTransport(asyncio.Transport):
             if not (self._rready and self._reading) or self._closing:
                 return
         # a long burst: let the other sessions run before going on
-        self._loop.call_soon(self._resume_read)
+        self._poller.call_soon(self._resume_read)
 
     def pause_reading(self):
         self._reading = False
@@ -118,7 +118,7 @@ class SocketTransport(asyncio.Transport):
         if not self._reading and not self._closing:
             self._reading = True
             if self._rready:
-                self._loop.call_soon(self._resume_read)
+                self._poller.call_soon(self._resume_read)
 
     def _resume_read(self):
         if self._reading and self._rready and not self._closing:

@@ -1,5 +1,6 @@
 """The client socket transport over the edge-triggered poller, against a real peer
-socket: flow control both ways, pausing, the end of input, and closing."""
+socket: flow control both ways, pausing, the end of input, and closing; and what a
+failing handler does to its session, on the client and the backend side."""
 
 import asyncio
 import select
@@ -258,6 +259,78 @@ def test_a_failing_handler_does_not_stall_the_rest_of_the_batch():
     finally:
         for peer in pairs:
             peer.close()
+        loop.run_until_complete(asyncio.sleep(0))
+        rt.poller.close()
+        loop.close()
+
+
+def test_a_handler_failing_after_a_pause_closes_its_socket(env):
+    """The read that goes on after a pause is guarded as an event's handler is: the
+    failing session is closed, not left stalled with its input unread."""
+    loop, t, proto, peer = env
+    errors = []
+    loop.set_exception_handler(lambda lp, ctx: errors.append(ctx.get("exception")))
+
+    def boom(data):
+        raise RuntimeError("bug")
+    t.pause_reading()
+    peer.sendall(b"NOOP\r\n")
+    spin(loop, lambda: t._rready)               # the input came while paused
+    proto.data_received = boom
+    t.resume_reading()
+    spin(loop, lambda: "lost" in proto.events)
+    assert [type(e) for e in errors] == [RuntimeError]
+
+
+class Session:
+    """What the backend side of a session calls on its client."""
+
+    def __init__(self, rt):
+        self.rt = rt
+        self.events = []
+        self.transport = types.SimpleNamespace(write=lambda d: self.events.append(d))
+
+    def backend_connected(self):
+        self.events.append("connected")
+
+    def abort(self):
+        self.events.append("abort")
+
+
+def test_a_backend_handler_failing_after_a_pause_ends_the_session(monkeypatch):
+    """The backend's read that goes on after a pause (its client was slow) fails: the
+    session is ended at once, as when the failure comes with an event."""
+    from angie_mail.proxy.relay import Backend
+    loop = uvloop.new_event_loop()
+    errors = []
+    loop.set_exception_handler(lambda lp, ctx: errors.append(ctx.get("exception")))
+    rt = types.SimpleNamespace(loop=loop, poller=Poller(loop), backends=0)
+    session = Session(rt)
+    listener = socket.create_server(("127.0.0.1", 0))
+    backend = Backend(session, None, None)
+    peer = None
+    try:
+        backend.connect(socket.AF_INET, "127.0.0.1", listener.getsockname()[1])
+        peer, _ = listener.accept()
+        backend.start_relay()
+        peer.sendall(b"+OK 1 22\r\n")
+        spin(loop, lambda: b"+OK 1 22\r\n" in session.events)     # relayed
+        backend.pause_reading()
+        peer.sendall(b"+OK\r\n")
+        spin(loop, lambda: backend.rready)       # the input came while paused
+
+        def boom(self):
+            raise RuntimeError("bug")
+        monkeypatch.setattr(Backend, "_on_relay_data", boom)
+        backend.resume_reading()
+        spin(loop, lambda: "abort" in session.events)
+        assert backend.closed and rt.backends == 0
+        assert [type(e) for e in errors] == [RuntimeError]
+    finally:
+        for s in (listener, peer):
+            if s is not None:
+                s.close()
+        backend._close_now()
         loop.run_until_complete(asyncio.sleep(0))
         rt.poller.close()
         loop.close()
