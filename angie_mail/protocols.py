@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .imap.protocol import PROTOCOL as IMAP
 from .pop3.protocol import PROTOCOL as POP3
 
-PROTOCOLS = {"pop3": POP3}
+PROTOCOLS = {"pop3": POP3, "imap": IMAP}

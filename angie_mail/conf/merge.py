@@ -261,12 +261,19 @@ def _server(an, srv: Level, v: dict, main: Main) -> Server:
         ssl_crl=v["ssl_crl"],
         ssl_conf_command=_tuple(v["ssl_conf_command"]),
         pop3=_pop3(pop3_auth, pop3_caps) if v["protocol"] == "pop3" else None,
+        imap=_imap(v["imap_auth"], _tuple(v["imap_capabilities"]))
+        if v["protocol"] == "imap" else None,
     )
 
 
 @lru_cache(maxsize=256)
 def _pop3(auth, caps):
     return pop3_replies(auth, caps)
+
+
+def _imap(auth, caps):
+    from ..imap.capa import imap_replies
+    return imap_replies(auth, caps)
 
 
 def _open_logs(an, main: Main, servers) -> None:

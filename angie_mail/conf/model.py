@@ -84,6 +84,13 @@ class Pop3Replies(NamedTuple):
     mechanisms: tuple                  # enabled SASL mechanism names, in listing order
 
 
+class ImapReplies(NamedTuple):
+    """IMAP's CAPABILITY lines (imap.md §5), each ``* CAPABILITY ...`` CRLF."""
+    capability: bytes                  # TLS already, or starttls off
+    capability_starttls: bytes         # plain text, starttls on
+    capability_only: bytes             # plain text, starttls only
+
+
 class Server(NamedTuple):
     """A resolved ``server {}`` of the mail block."""
     pos: Pos                           # the "server {" line
@@ -148,6 +155,7 @@ class Server(NamedTuple):
     ssl_crl: str
     ssl_conf_command: tuple
     pop3: Optional[Pop3Replies] = None
+    imap: Optional[ImapReplies] = None
 
 
 class Events(NamedTuple):

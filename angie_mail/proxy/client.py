@@ -490,7 +490,9 @@ class ClientConnection(asyncio.Protocol):
         """Both sides are done: close them (pending writes are flushed first)."""
         if self.phase == CLOSED:
             return
+        self.action = ""                # Angie logs this line without its action
         self.log("info", "proxied session done")
+        self.action = "proxying"
         self.phase = CLOSED
         if self.relay_timer is not None:
             self.relay_timer.cancel()

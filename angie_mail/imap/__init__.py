@@ -1,0 +1,1 @@
+"""IMAP: the pre-authentication machine, the backend login and the CAPABILITY replies."""

@@ -1,0 +1,91 @@
+"""Logging in to the IMAP backend, sans I/O (imap.md §12).
+
+The proxy always logs in with ``<tag>LOGIN`` and two synchronizing literals, whatever
+the client used: ``<tag>LOGIN {L}``, then ``<login> {P}``, then the password.  A
+reply is complete once at least 4 bytes are buffered and the buffer ends with CRLF;
+the step's buffer is emptied whenever a line is sent.  The tagged reply may follow
+one untagged line, and everything received for it is what the client gets.
+"""
+
+from __future__ import annotations
+
+from ..mail.protocol import AGAIN, LOGGED_IN, REFUSED, SEND, TOO_LONG
+
+START, LOGIN_SENT, USER_SENT, PASS_SENT, DONE, FAILED = range(6)
+
+_ACTION = {LOGIN_SENT: "sending LOGIN command to upstream",
+           USER_SENT: "sending user name to upstream",
+           PASS_SENT: "sending password to upstream"}
+
+
+class ImapBackendLogin:
+    __slots__ = ("tag", "login", "passwd", "limit", "state", "buf", "text")
+
+    def __init__(self, tag: bytes, login: bytes, passwd: bytes, proxy_buffer: int):
+        self.tag = tag                  # the client's tag with its space
+        self.login = login
+        self.passwd = passwd
+        self.limit = proxy_buffer
+        self.state = START
+        self.buf = b""
+        self.text = b""                 # a refusal as the log quotes it
+
+    @property
+    def action(self) -> str:
+        return _ACTION.get(self.state, "")
+
+    def feed(self, data: bytes):
+        buf = self.buf + data
+        limit = self.limit
+        rest = b""
+        if len(buf) > limit:
+            # Angie reads no more than its buffer holds: the rest waits in the socket
+            buf, rest = buf[:limit], buf[limit:]
+        if len(buf) < 4 or not buf.endswith(b"\r\n"):
+            if len(buf) >= limit:
+                self.state = FAILED
+                self.buf = b""
+                return TOO_LONG, buf
+            self.buf = buf + rest
+            return AGAIN, b""
+        state = self.state
+        p = 0
+        ok = False
+        if state == START:
+            ok = buf.startswith(b"* OK")
+        elif state == LOGIN_SENT or state == USER_SENT:
+            ok = buf[:1] == b"+"
+        else:
+            if buf.startswith(b"* "):
+                # one untagged line (CAPABILITY from SmarterMail, Gmail...) may come first
+                crlf = buf.find(b"\r\n", 2)
+                p = crlf + 2 if crlf >= 0 else len(buf)
+                if len(buf) - p < 4:
+                    self.buf = buf + rest
+                    return AGAIN, b""
+            tag = self.tag
+            if buf.startswith(tag, p):
+                p += len(tag)
+                ok = buf[p:p + 2] == b"OK"
+        if not ok:
+            self.state = FAILED
+            self.buf = b""
+            self.text = buf[p:-2]
+            return REFUSED, buf
+        self.buf = rest
+        if state == START:
+            self.state = LOGIN_SENT
+            return SEND, b"%sLOGIN {%d}\r\n" % (self.tag, len(self.login))
+        if state == LOGIN_SENT:
+            self.state = USER_SENT
+            return SEND, self.login + b" {%d}\r\n" % len(self.passwd)
+        if state == USER_SENT:
+            self.state = PASS_SENT
+            return SEND, self.passwd + b"\r\n"
+        self.state = DONE
+        return LOGGED_IN, buf
+
+    def pending(self) -> bytes:
+        """Backend bytes that came after the login reply (relayed to the client)."""
+        out, self.buf = self.buf, b""
+        return out
