@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from ..mail import sasl
 from ..mail.protocol import AUTH, CLOSE, CONT, NEED, STARTTLS
-from ..pop3.session import make_salt
 
 GREETING = b"* OK IMAP4 ready\r\n"
 INTERNAL_ERROR = b"* BAD internal server error\r\n"
@@ -468,12 +467,14 @@ class ImapSession:
 
     def _salt(self) -> bytes:
         if not self.salt:
-            self.salt = make_salt(self.srv.server_name)
+            self.salt = sasl.make_salt(self.srv.server_name)
         return self.salt
 
     def _sasl_result(self, rc, payload, continuation: bool):
         sx = self.sasl
         if rc == sasl.PROMPT:
+            if sx.state == sasl.LOGIN_PASSWORD:
+                self.login = sx.login               # known from here on (log context)
             self._command_done()                # keeps the buffer: the exchange is open
             return CONT, b"+ " + payload + b"\r\n"
         if rc == sasl.INVALID:

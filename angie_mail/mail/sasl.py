@@ -10,6 +10,9 @@ texts.
 
 from __future__ import annotations
 
+import random
+import time
+
 from .. import sasl as decode
 
 # results of start() / line()
@@ -26,6 +29,13 @@ _SIMPLE = {PLAIN: (decode.plain, "plain"),
            CRAM_MD5: (decode.cram_md5, "cram-md5"),
            XOAUTH2: (decode.xoauth2, "xoauth2"),
            OAUTHBEARER: (decode.oauthbearer, "oauthbearer")}
+
+
+def make_salt(server_name: str) -> bytes:
+    """``<R.T@server_name>``: random() and the time, as Angie's ngx_mail_salt (POP3 at
+    the greeting, IMAP and SMTP at the first CRAM-MD5)."""
+    return b"<%d.%d@%s>" % (random.getrandbits(31), int(time.time()),
+                            server_name.encode("utf-8", "surrogateescape"))
 
 
 class SaslExchange:

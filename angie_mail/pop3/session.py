@@ -19,38 +19,26 @@ mechanisms live in ``auth_*`` methods.
 
 from __future__ import annotations
 
-import random
-import time
-
-from .. import sasl
+from ..mail import sasl
+from ..mail.sasl import make_salt
 
 # step() results
 NEED, CONT, CLOSE, STLS, AUTH = range(5)
 
-# states
-START, USER, LOGIN_USERNAME, LOGIN_PASSWORD, PLAIN, CRAM_MD5, EXTERNAL, XOAUTH2, \
-    OAUTHBEARER, SASL_ERROR = range(10)
+# states: a command, after USER, or a SASL exchange's continuation line (mail.sasl)
+START, USER, SASL = range(3)
 
 OK = b"+OK\r\n"
 INVALID = b"-ERR invalid command\r\n"
 INTERNAL_ERROR = b"-ERR internal server error\r\n"
 CERT_ERROR = b"-ERR SSL certificate error\r\n"
 NO_CERT = b"-ERR No required SSL certificate\r\n"
-NEXT = b"+ \r\n"
-USERNAME = b"+ VXNlcm5hbWU6\r\n"
-PASSWORD = b"+ UGFzc3dvcmQ6\r\n"
 GREETING = b"+OK POP3 ready"
 
 COMMANDS = frozenset((b"USER", b"PASS", b"APOP", b"QUIT", b"CAPA", b"AUTH", b"NOOP",
                       b"STLS"))
 SECRET_COMMANDS = (b"PASS", b"APOP", b"AUTH")
 _BAD = object()          # a parse-level invalid line
-
-
-def make_salt(server_name: str) -> bytes:
-    """``<R.T@server_name>``: random() and the time, as Angie's ngx_mail_salt."""
-    return b"<%d.%d@%s>" % (random.getrandbits(31), int(time.time()),
-                            server_name.encode("utf-8", "surrogateescape"))
 
 
 def parse_command(line: bytes):
@@ -111,9 +99,9 @@ def _nolog(level: str, message: str) -> None:
 class Pop3Session:
     """One client's pre-authentication dialogue."""
 
-    __slots__ = ("srv", "replies", "tls", "buf", "limit", "state", "errors", "commands",
-                 "salt", "login", "passwd", "method", "attempt", "log", "pending_err",
-                 "pending_quit", "max_errors", "max_commands", "starttls", "reset")
+    __slots__ = ("srv", "replies", "tls", "buf", "limit", "mode", "errors", "commands",
+                 "salt", "login", "passwd", "method", "attempt", "log", "sasl",
+                 "sasl_error", "max_errors", "max_commands", "starttls", "reset")
 
     def __init__(self, server, tls: bool = False, salt: bytes | None = None, log=None):
         self.srv = server
@@ -124,7 +112,7 @@ class Pop3Session:
         self.limit = server.pop3_client_buffer
         self.max_errors = server.max_errors
         self.max_commands = server.max_commands
-        self.state = START
+        self.mode = START
         self.errors = 0
         self.commands = 0
         self.salt = salt if salt is not None else (
@@ -134,9 +122,15 @@ class Pop3Session:
         self.method = "plain"
         self.attempt = 0
         self.log = log or _nolog
-        self.pending_err = b""
-        self.pending_quit = False
+        self.sasl = sasl.SaslExchange(self.log)
+        self.sasl_error = None         # (-ERR line, Auth-Wait) behind an Auth-Error-SASL
         self.reset = False          # close with unread input (Angie leaves it unread: RST)
+
+    @property
+    def state(self) -> int:
+        """The state in one number: START, USER, then the SASL exchange's states
+        (2: LOGIN username ... 9: the line after an Auth-Error-SASL challenge)."""
+        return self.mode if self.mode != SASL else 1 + self.sasl.state
 
     # --- driver interface -----------------------------------------------------------
 
@@ -161,7 +155,7 @@ class Pop3Session:
     def tls_started(self) -> None:
         """The STLS handshake completed: back to START, no new greeting."""
         self.tls = True
-        self.state = START
+        self.mode = START
 
     def step(self):
         """Answer the next buffered line: (code, bytes to send)."""
@@ -171,7 +165,7 @@ class Pop3Session:
             if len(buf) < self.limit:
                 return NEED, b""
             self.log("info", 'client sent too long command "%s"' % _mask(
-                buf[:self.limit], self.state != START and self.state != USER
+                buf[:self.limit], self.mode != START and self.mode != USER
             ).decode("utf-8", "backslashreplace"))
             # Angie read only its buffer's worth: what follows is still unread when it
             # closes, and the kernel answers that with a reset
@@ -180,35 +174,39 @@ class Pop3Session:
             return CLOSE, INVALID
         line = buf[:lf]
         self.buf = buf[lf + 1:]
-        state = self.state
+        state = self.mode
         if state == START or state == USER:
             parsed = parse_command(line)
         else:
             parsed = parse_continuation(line)
         if parsed is _BAD:
             self.errors += 1
-            self.state = START
+            self.mode = START
             if self.errors >= self.max_errors:
                 self.log("info", "client sent too many invalid commands")
+                self._end_exchange()
                 return CLOSE, INVALID
-            if state == SASL_ERROR and self.pending_quit:
+            if self.sasl.state == sasl.SASL_ERROR and not self.sasl_error[1]:
                 # the line after an Auth-Error-SASL challenge ends the attempt (§6.7)
-                self.pending_err = b""
+                self._end_exchange()
                 return CLOSE, INVALID
+            self._end_exchange()
             return CONT, INVALID
         self.commands += 1
         if self.commands > self.max_commands:
             self.log("info", "client sent too many commands")
-            self.state = START
+            self.mode = START
             return CLOSE, INVALID
         if state == START or state == USER:
             cmd, args = parsed
             handler = (_START if state == START else _USER).get(cmd)
             if handler is None:
-                self.state = START
+                self.mode = START
                 return CONT, INVALID
             return handler(self, args)
-        return _SASL[state](self, parsed)
+        if self.sasl.state == sasl.SASL_ERROR:
+            return self.auth_sasl_error(parsed)
+        return self._sasl(self.sasl.line(parsed[0]))
 
     # --- outcomes of authentication (driver -> machine) ------------------------------
 
@@ -219,12 +217,11 @@ class Pop3Session:
         ``Auth-Error-SASL`` challenge (XOAUTH2/OAUTHBEARER), the challenge is sent and
         the error waits for the client's next line (pop3.md §6.7)."""
         err = b"-ERR " + text + b"\r\n"
-        if sasl_challenge is not None and self.method in ("xoauth2", "oauthbearer"):
-            self.pending_err = err
-            self.pending_quit = not wait
-            self.state = SASL_ERROR
+        if self.sasl.failed(sasl_challenge):
+            self.sasl_error = (err, wait)
+            self.mode = SASL
             return CONT, b"+ " + sasl_challenge + b"\r\n"
-        self.state = START
+        self.mode = START
         self.login_reset()
         if wait:
             return CONT, err
@@ -235,6 +232,13 @@ class Pop3Session:
         for logging only)."""
         self.passwd = b""
         self.method = "plain"
+        self.sasl.reset()
+
+    def _end_exchange(self) -> None:
+        """A parse-level invalid line ends any open exchange."""
+        if self.sasl.open:
+            self.sasl.reset()
+            self.sasl_error = None
 
     # --- START state commands -------------------------------------------------------
 
@@ -245,7 +249,7 @@ class Pop3Session:
         if self._starttls_only() or len(args) != 1:
             return self._invalid()
         self.login = args[0]
-        self.state = USER
+        self.mode = USER
         return CONT, OK
 
     def cmd_pass_in_start(self, args):
@@ -283,45 +287,10 @@ class Pop3Session:
             return self._invalid()
         if not args:
             return CONT, self.replies.auth_list
-        mech = args[0].upper()
-        n = len(args)
-        enabled = self.srv.pop3_auth
-        if mech == b"LOGIN":
-            if n == 1:
-                self.state = LOGIN_USERNAME
-                return CONT, USERNAME
-            if n == 2:
-                return self._sasl(self._login_user, args[1], LOGIN_PASSWORD, PASSWORD)
-            return self._invalid()
-        if mech == b"PLAIN":
-            if n == 1:
-                self.state = PLAIN
-                return CONT, NEXT
-            if n == 2:
-                return self.auth_plain([args[1]])
-            return self._invalid()
-        if mech == b"CRAM-MD5":
-            if n != 1 or "cram-md5" not in enabled:
-                return self._invalid()
-            self.state = CRAM_MD5
-            return CONT, b"+ " + sasl.b64encode(self.salt) + b"\r\n"
-        if mech == b"EXTERNAL":
-            if n > 2 or "external" not in enabled:
-                return self._invalid()
-            if n == 2:
-                return self.auth_external([args[1]])
-            self.state = EXTERNAL
-            return CONT, USERNAME
-        if mech == b"XOAUTH2" or mech == b"OAUTHBEARER":
-            word = mech.decode().lower()
-            if n > 2 or word not in enabled:
-                return self._invalid()
-            if n == 2:
-                return (self.auth_xoauth2 if word == "xoauth2" else
-                        self.auth_oauthbearer)([args[1]])
-            self.state = XOAUTH2 if word == "xoauth2" else OAUTHBEARER
-            return CONT, NEXT
-        return self._invalid()
+        return self._sasl(self.sasl.start(args, self.srv.pop3_auth, self._salt))
+
+    def _salt(self) -> bytes:
+        return self.salt
 
     # --- USER state -------------------------------------------------------------------
 
@@ -334,74 +303,41 @@ class Pop3Session:
     def cmd_capa_in_user(self, args):
         return CONT, self.replies.capa           # never STLS here (pop3.md §15.2)
 
-    # --- SASL exchanges (continuation lines) --------------------------------------------
+    # --- SASL exchanges (angie_mail.mail.sasl) -----------------------------------------
 
-    def _login_user(self, arg):
-        self.login = sasl.login_username(arg)
-
-    def auth_login_username(self, args):
-        return self._sasl(self._login_user, args[0], LOGIN_PASSWORD, PASSWORD)
-
-    def auth_login_password(self, args):
-        return self._decoded(lambda arg: (self.login, sasl.login_password(arg)), args[0],
-                             "plain")
-
-    def auth_plain(self, args):
-        return self._decoded(sasl.plain, args[0], "plain")
-
-    def auth_cram_md5(self, args):
-        return self._decoded(sasl.cram_md5, args[0], "cram-md5")
-
-    def auth_external(self, args):
-        return self._decoded(lambda arg: (sasl.external(arg), b""), args[0], "external")
-
-    def auth_xoauth2(self, args):
-        return self._decoded(sasl.xoauth2, args[0], "xoauth2")
-
-    def auth_oauthbearer(self, args):
-        return self._decoded(sasl.oauthbearer, args[0], "oauthbearer")
+    def _sasl(self, result):
+        rc, payload = result
+        if rc == sasl.PROMPT:
+            self.mode = SASL
+            if self.sasl.state == sasl.LOGIN_PASSWORD:
+                self.login = self.sasl.login        # known from here on (log context)
+            return CONT, b"+ " + payload + b"\r\n"
+        if rc == sasl.INVALID:
+            return self._invalid()
+        sx = self.sasl
+        self.login, self.passwd = sx.login, sx.passwd
+        return self._authenticate(sx.method)
 
     def auth_sasl_error(self, args):
-        """The line after an Auth-Error-SASL challenge (pop3.md §6.7)."""
-        ok = (args[0] == b"" if self.method == "xoauth2" else args[0].startswith(b"AQ=="))
-        out = self.pending_err if ok else INVALID
-        quit_ = self.pending_quit
-        self.pending_err = b""
-        self.state = START
+        """The line after an Auth-Error-SASL challenge (pop3.md §6.7): its first token
+        decides."""
+        err, wait = self.sasl_error
+        ok = self.sasl.error_line(args[:1])
+        self.sasl_error = None
+        self.mode = START
         self.login_reset()
-        return (CLOSE if quit_ else CONT), out
+        return (CONT if wait else CLOSE), (err if ok else INVALID)
 
     # --- helpers ------------------------------------------------------------------------
 
-    def _decoded(self, decode, arg, method: str):
-        """The last line of a SASL exchange: ``decode(arg)`` gives (login, password);
-        authenticate with them, or answer the decoding error."""
-        try:
-            self.login, self.passwd = decode(arg)
-        except sasl.SaslError as e:
-            return self._sasl_invalid(e)
-        return self._authenticate(method)
-
-    def _sasl(self, fn, arg, next_state, reply):
-        try:
-            fn(arg)
-        except sasl.SaslError as e:
-            return self._sasl_invalid(e)
-        self.state = next_state
-        return CONT, reply
-
-    def _sasl_invalid(self, e):
-        self.log("info", str(e))
-        return self._invalid()
-
     def _invalid(self):
         """A handler-level invalid command: not counted in max_errors."""
-        self.state = START
+        self.mode = START
         return CONT, INVALID
 
     def _authenticate(self, method: str):
         self.method = method
-        self.state = START
+        self.mode = START
         self.attempt += 1
         return AUTH, b""
 
@@ -421,14 +357,4 @@ _USER = {
     b"CAPA": Pop3Session.cmd_capa_in_user,
     b"NOOP": Pop3Session.cmd_noop,
     b"QUIT": Pop3Session.cmd_quit,
-}
-_SASL = {
-    LOGIN_USERNAME: Pop3Session.auth_login_username,
-    LOGIN_PASSWORD: Pop3Session.auth_login_password,
-    PLAIN: Pop3Session.auth_plain,
-    CRAM_MD5: Pop3Session.auth_cram_md5,
-    EXTERNAL: Pop3Session.auth_external,
-    XOAUTH2: Pop3Session.auth_xoauth2,
-    OAUTHBEARER: Pop3Session.auth_oauthbearer,
-    SASL_ERROR: Pop3Session.auth_sasl_error,
 }
