@@ -415,17 +415,17 @@ def test_server_chosen_by_local_address(auth, start_proxy):
     assert Client(port, "127.0.0.2").line().endswith(b"@two>\r\n")
 
 
-def test_imap_server_refuses_to_start(tmp_path, auth):
+def test_smtp_server_refuses_to_start(tmp_path, auth):
     from proxy.harness import Proxy
     port = free_port()
     p = Proxy(tmp_path, f"mail {{ auth_http {auth.url}; server {{ listen 127.0.0.1:{port}; "
-                        f"protocol imap; }} }}")
+                        f"protocol smtp; }} }}")
     p.start(wait=False)
     p.proc.wait(10)
     err = p.proc.stderr.read().decode()
     p.stop()
     assert p.proc.returncode == 1
-    assert f'[emerg] the "imap" protocol is not supported yet by angie-mail (server in ' \
+    assert f'[emerg] the "smtp" protocol is not supported yet by angie-mail (server in ' \
            f'{p.conf}:7)' in err
 
 
