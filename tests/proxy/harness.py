@@ -1,6 +1,7 @@
-"""Peers for end-to-end tests: a scriptable auth_http server, a scripted POP3 backend,
-and angie-mail itself as a subprocess.  Everything listens on loopback ports chosen
-free at start; everything is stopped by the tests that start it."""
+"""Peers for end-to-end tests: a scriptable auth_http server, a scripted POP3
+backend, and angie-mail (or nginx, the oracle) itself as a subprocess.  Everything
+listens on loopback ports chosen free at start; everything is stopped by the tests that
+start it."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ import sys
 import tempfile
 import threading
 import time
+
+from oracle import MAIL_MODULE, NGINX
 
 
 # how often the threaded test servers look for shutdown(): it bounds every close
@@ -127,17 +130,14 @@ class AuthServer:
         self.server.server_close()
 
 
-# --- scripted POP3 backend ------------------------------------------------------------------
+# --- scripted backends ------------------------------------------------------------------------
 
-class Backend:
-    """A small POP3 server: any user whose password is in ``users`` may log in.
+class ScriptedBackend:
+    """A loopback server running ``session(rfile, wfile)`` for every connection (replace
+    it on the instance to script anything else).  ``raw`` and ``lines`` record what was
+    received, ``connections`` counts the connections accepted."""
 
-    ``messages`` are the mailbox (bytes, CRLF lines).  ``greeting``/``on_user``/
-    ``on_pass`` may be replaced to script failures.  Every line received is recorded."""
-
-    def __init__(self, users=None, messages=None, greeting=b"+OK fake pop3 server ready\r\n"):
-        self.users = users if users is not None else {b"test@example.com": b"secret"}
-        self.messages = messages if messages is not None else [b"Subject: hi\r\n\r\nhello\r\n"]
+    def __init__(self, greeting: bytes | None):
         self.greeting = greeting
         self.proxy_protocol = False     # read a PROXY header line before greeting
         self.lines: list = []
@@ -156,11 +156,33 @@ class Backend:
                                        daemon=True)
         self.thread.start()
 
-    def session(self, rfile, wfile):
+    def read_proxy_header(self, rfile):
         if self.proxy_protocol:
             header = rfile.readline()
             self.raw.append(header)
             self.lines.append(header.rstrip(b"\r\n"))
+
+    def session(self, rfile, wfile):
+        raise NotImplementedError
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class Backend(ScriptedBackend):
+    """A small POP3 server: any user whose password is in ``users`` may log in.
+
+    ``messages`` are the mailbox (bytes, CRLF lines).  ``greeting``/``on_user``/
+    ``on_pass`` may be replaced to script failures.  Every line received is recorded."""
+
+    def __init__(self, users=None, messages=None, greeting=b"+OK fake pop3 server ready\r\n"):
+        self.users = users if users is not None else {b"test@example.com": b"secret"}
+        self.messages = messages if messages is not None else [b"Subject: hi\r\n\r\nhello\r\n"]
+        super().__init__(greeting)
+
+    def session(self, rfile, wfile):
+        self.read_proxy_header(rfile)
         if self.greeting is None:
             return
         wfile.write(self.greeting)
@@ -211,10 +233,6 @@ class Backend:
         if cmd == b"NOOP":
             return b"+OK\r\n"
         return b"+OK " + cmd + b"\r\n"
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
 
 
 # --- angie-mail ------------------------------------------------------------------------------
@@ -304,6 +322,31 @@ class Proxy(ForegroundServer):
                                      stderr=subprocess.PIPE, env=self.env)
         if wait:
             self.wait_started()
+        return self
+
+
+class Nginx(ForegroundServer):
+    """Debian's nginx 1.22 with its mail module (the oracle, tests/oracle.py) in the
+    foreground, single process, on a generated configuration."""
+
+    name = "nginx"
+
+    def __init__(self, tmpdir, mail_block: str):
+        self.dir = str(tmpdir)
+        self.conf = os.path.join(self.dir, "nginx.conf")
+        self.log_path = os.path.join(self.dir, "error.log")
+        self.pid_path = os.path.join(self.dir, "nginx.pid")
+        with open(self.conf, "w") as f:
+            f.write(f"load_module {MAIL_MODULE};\n"
+                    f"daemon off;\nmaster_process off;\npid {self.pid_path};\n"
+                    f"error_log {self.log_path} info;\nevents {{}}\n{mail_block}\n")
+        self.proc = None
+
+    def start(self):
+        self.proc = subprocess.Popen(
+            [NGINX, "-p", self.dir + "/", "-c", self.conf, "-e", self.log_path],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.wait_started()
         return self
 
 
