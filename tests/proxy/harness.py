@@ -1,11 +1,12 @@
-"""Peers for end-to-end tests: a scriptable auth_http server, a scripted POP3
-backend, and angie-mail (or nginx, the oracle) itself as a subprocess.  Everything
+"""Peers for end-to-end tests: a scriptable auth_http server, scripted POP3 and IMAP
+backends, and angie-mail (or nginx, the oracle) itself as a subprocess.  Everything
 listens on loopback ports chosen free at start; everything is stopped by the tests that
 start it."""
 
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import socketserver
@@ -233,6 +234,119 @@ class Backend(ScriptedBackend):
         if cmd == b"NOOP":
             return b"+OK\r\n"
         return b"+OK " + cmd + b"\r\n"
+
+
+_LITERAL = re.compile(rb"\{(\d+)(\+?)\}\r?\n\Z")
+
+
+def _imap_login_ok(tag, command):
+    """The fake IMAP backend's answer to LOGIN (imap.md §18), by words in the command."""
+    low = command.lower()
+    if b"backendclose" in low:
+        return None                                       # close without answering
+    if b"backendno" in low:
+        return tag + b" NO [AUTHENTICATIONFAILED] backend says no\r\n"
+    if b"twountagged" in low:
+        return b"* CAPABILITY IMAP4rev1\r\n* OK extra\r\n" + tag + b" OK login ok\r\n"
+    if b"lowercaseok" in low:
+        return tag + b" ok login ok\r\n"
+    if b"wrongtag" in low:
+        return b"x" + tag + b" OK login ok\r\n"
+    if b"capability" in low:
+        return b"* CAPABILITY IMAP4rev1\r\n" + tag + b" OK login ok\r\n"
+    return tag + b" OK login ok\r\n"
+
+
+class ImapBackend(ScriptedBackend):
+    """Angie's fake IMAP backend (imap.md §18): greets ``* OK fake imap server ready``,
+    answers a line ending in ``{n}`` with ``+ `` (``continuation``) and reads the literal
+    (``{n+}``: no answer), replies ``<tag> OK login ok`` to LOGIN (after
+    ``* CAPABILITY IMAP4rev1`` when the command contains "capability"),
+    ``<tag> OK logout ok`` to LOGOUT (then closes), ``<tag> ERR unknown command`` to
+    anything else.  SELECT, APPEND and FETCH <n> work on ``messages`` for relay tests.
+
+    Misbehaviours: ``greeting`` (e.g. ``* BYE``, ``None`` to close at once, a line
+    without CRLF), ``continuation`` (e.g. a bare ``+`` CRLF), and LOGIN commands
+    containing the words of ``_imap_login_ok`` (backendclose, backendno, twountagged,
+    lowercaseok, wrongtag).
+
+    ``raw`` records what arrived between two answers (``a01 LOGIN {16}\r\n``,
+    ``test@example.com {6}\r\n``, ``secret\r\n``), ``lines`` every complete command
+    (literal data included) without its final CRLF."""
+
+    def __init__(self, greeting=b"* OK fake imap server ready\r\n", continuation=b"+ \r\n",
+                 messages=None):
+        self.continuation = continuation
+        self.messages = list(messages or [])
+        super().__init__(greeting)
+
+    def read_command(self, rfile, wfile) -> bytes | None:
+        step = command = b""
+        while True:
+            line = rfile.readline()
+            if not line:
+                if step:
+                    self.raw.append(step)
+                return None
+            step += line
+            command += line
+            m = _LITERAL.search(line)
+            if not m:
+                break
+            if not m.group(2):
+                self.raw.append(step)
+                step = b""
+                wfile.write(self.continuation)
+                wfile.flush()
+            size = int(m.group(1))
+            data = rfile.read(size)
+            step += data
+            command += data
+            if len(data) < size:
+                self.raw.append(step)
+                return None
+        self.raw.append(step)
+        command = command[:-2] if command.endswith(b"\r\n") else command[:-1]
+        self.lines.append(command)
+        return command
+
+    def session(self, rfile, wfile):
+        self.read_proxy_header(rfile)
+        if self.greeting is None:
+            return
+        wfile.write(self.greeting)
+        wfile.flush()
+        while True:
+            command = self.read_command(rfile, wfile)
+            if command is None:
+                return
+            tag, _, rest = command.partition(b" ")
+            word = rest.lstrip(b" ").split(b" ", 1)[0].upper()
+            out = self.reply(tag, word, rest, command)
+            if out is None:
+                return
+            wfile.write(out)
+            wfile.flush()
+            if word == b"LOGOUT":
+                return
+
+    def reply(self, tag, word, rest, command) -> bytes | None:
+        if word == b"LOGIN":
+            return _imap_login_ok(tag, command)
+        if word == b"LOGOUT":
+            return tag + b" OK logout ok\r\n"
+        if word == b"SELECT":
+            return b"* %d EXISTS\r\n" % len(self.messages) + tag + b" OK select ok\r\n"
+        if word == b"APPEND":
+            m = re.search(rb"\{(\d+)\+?\}\r?\n", command)
+            self.messages.append(command[m.end():])
+            return tag + b" OK append ok\r\n"
+        if word == b"FETCH":
+            n = rest.split()[1]
+            msg = self.messages[int(n) - 1]
+            return (b"* " + n + b" FETCH (BODY[] {%d}\r\n" % len(msg) + msg + b")\r\n"
+                    + tag + b" OK fetch ok\r\n")
+        return tag + b" ERR unknown command\r\n"
 
 
 # --- angie-mail ------------------------------------------------------------------------------
