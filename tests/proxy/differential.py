@@ -39,6 +39,7 @@ WAIT_RESPONSE = b"HTTP/1.0 200 OK\r\nAuth-Status: WAIT\r\nAuth-Wait: 1\r\n\r\n"
 GOOD_DIGEST = b"0" * 32         # APOP / CRAM-MD5: auth server answers OK + Auth-Pass: secret
 NOPASS_DIGEST = b"1" * 32       # APOP / CRAM-MD5: auth server answers OK without Auth-Pass
 AS_TEST = b"Auth-User: test@example.com\r\n"   # log in to the backend as the known user
+SASL_ERROR = b"eyJzdGF0dXMiOiI0MDAifQ=="       # Auth-Error-SASL for the token "saslfail"
 
 
 def make_auth_handler(ports: dict):
@@ -105,6 +106,10 @@ def make_auth_handler(ports: dict):
         if method == b"external":
             if user == b"test@example.com":
                 return ok_response(backend_port, extra=b"Auth-Pass: secret\r\n")
+            return ok_response(backend_port)
+        if method in (b"xoauth2", b"oauthbearer"):
+            if pw == b"saslfail":
+                return fail_response(wait=1, extra=b"Auth-Error-SASL: " + SASL_ERROR + b"\r\n")
             return ok_response(backend_port)
         if method in (b"apop", b"cram-md5"):
             if pw == GOOD_DIGEST:

@@ -303,7 +303,8 @@ class ImapBackend(ScriptedBackend):
             step += data
             command += data
             if len(data) < size:
-                self.raw.append(step)
+                if step:
+                    self.raw.append(step)
                 return None
         self.raw.append(step)
         command = command[:-2] if command.endswith(b"\r\n") else command[:-1]
