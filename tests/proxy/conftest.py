@@ -1,6 +1,13 @@
 import pytest
 
+import certs
 from proxy.harness import AuthServer, Backend, Proxy, free_port, ok_response
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory):
+    """Certificates for TLS tests (certs.make), one set per module."""
+    return certs.make(str(tmp_path_factory.mktemp("pki")))
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ import re
 import signal
 import socket
 import socketserver
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -54,6 +55,17 @@ class AuthRequest:
 
     def get(self, name, default=None):
         return self.headers.get(name, default)
+
+
+def auth_request(method: bytes, user: bytes, pw: bytes, *, attempt: int = 1,
+                 salt: bytes = b"", protocol: bytes = b"imap", extra: bytes = b"") -> bytes:
+    """The exact auth_http request angie-mail (and nginx) sends for an attempt from
+    127.0.0.1 (auth_http.md §3); ``extra``: the header lines after Client-IP."""
+    return (b"GET /mail/auth HTTP/1.0\r\nHost: 127.0.0.1\r\nAuth-Method: " + method
+            + b"\r\nAuth-User: " + user + b"\r\nAuth-Pass: " + pw + b"\r\n"
+            + (b"Auth-Salt: " + salt + b"\r\n" if salt else b"")
+            + b"Auth-Protocol: " + protocol + b"\r\nAuth-Login-Attempt: %d\r\n" % attempt
+            + b"Client-IP: 127.0.0.1\r\n" + extra + b"\r\n")
 
 
 def ok_response(port: int, host: str = "127.0.0.1", extra: bytes = b"") -> bytes:
@@ -517,3 +529,41 @@ class Client:
 
     def close(self):
         self.sock.close()
+
+
+# --- TLS clients -----------------------------------------------------------------------------------
+
+def client_ctx(pki, cert=None, key=None, alpn=None, tls_max=None) -> ssl.SSLContext:
+    """A client context trusting the test CA (certs.make), with a client certificate."""
+    ctx = ssl.create_default_context(cafile=pki["ca"])
+    ctx.check_hostname = False
+    if cert:
+        ctx.load_cert_chain(cert, key)
+    if alpn:
+        ctx.set_alpn_protocols(alpn)
+    if tls_max:
+        ctx.maximum_version = tls_max
+    return ctx
+
+
+def tls_lines(pki, extra=()) -> list:
+    """The server certificate directives."""
+    return [f"ssl_certificate {pki['server_rsa_crt']};",
+            f"ssl_certificate_key {pki['server_rsa_key']};", *extra]
+
+
+def tls_session(pki, port, cert=None, key=None):
+    """(socket, first line) of an implicit-TLS connection; the line is what arrived
+    before a close or a TLS error."""
+    s = client_ctx(pki, cert, key).wrap_socket(
+        socket.create_connection(("127.0.0.1", port), timeout=5))
+    data = b""
+    try:
+        while not data.endswith(b"\r\n"):
+            chunk = s.recv(200)
+            if not chunk:
+                break
+            data += chunk
+    except (ssl.SSLError, ConnectionResetError):
+        pass
+    return s, data

@@ -20,12 +20,11 @@ import re
 
 import pytest
 
-import certs
 import oracle
 from proxy.differential import (GOOD_DIGEST, NOPASS_DIGEST, SASL_ERROR, Case, Lines, Tls, b64,
                                 describe, line_of, run_both, run_side, running_side,
                                 server_bytes)
-from proxy.harness import ImapBackend, free_port
+from proxy.harness import ImapBackend, auth_request, free_port
 
 
 @pytest.fixture(autouse=True)
@@ -83,11 +82,6 @@ def mail_block_for(pki):
         out.append("}\n")
         return "".join(out)
     return mail_block
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory):
-    return certs.make(str(tmp_path_factory.mktemp("imap-pki")))
 
 
 @pytest.fixture(scope="module")
@@ -452,14 +446,6 @@ CASES = [
 
 # --- where nginx 1.22 and Angie differ (imap.md §16) ---------------------------------------------
 
-def auth_request(method: bytes, user: bytes, pw: bytes, attempt: int = 1, salt: bytes = b""):
-    return (b"GET /mail/auth HTTP/1.0\r\nHost: 127.0.0.1\r\nAuth-Method: " + method
-            + b"\r\nAuth-User: " + user + b"\r\nAuth-Pass: " + pw + b"\r\n"
-            + (b"Auth-Salt: " + salt + b"\r\n" if salt else b"")
-            + b"Auth-Protocol: imap\r\nAuth-Login-Attempt: %d\r\n" % attempt
-            + b"Client-IP: 127.0.0.1\r\n\r\n")
-
-
 TOKEN = b"ya29.token"
 XOAUTH2_IR = b64(b"user=test@example.com\x01auth=Bearer " + TOKEN + b"\x01\x01")
 OAUTHBEARER_BAD = b64(b"n,a=test@example.com,\x01host=x\x01auth=Bearer saslfail\x01\x01")
@@ -548,16 +534,16 @@ EXPECTED_NGINX_DIFFERENCES: dict = {
         "backend connections": {"nginx": (1, 0, 0, 0, 0), "angie": (0, 0, 0, 0, 0)}}),
     "external_after_failed_plain_keeps_password": ("imap.md §16.4, §7.2, §15", {"auth": {
         "nginx": [auth_request(b"plain", b"test@example.com", b"wait1"),
-                  auth_request(b"external", b"test@example.com", b"wait1", 2)],
+                  auth_request(b"external", b"test@example.com", b"wait1", attempt=2)],
         "angie": [auth_request(b"plain", b"test@example.com", b"wait1"),
-                  auth_request(b"external", b"test@example.com", b"", 2)]}}),
+                  auth_request(b"external", b"test@example.com", b"", attempt=2)]}}),
     "external_after_failed_plain_no_auth_pass": ("imap.md §16.4, §7.2, §11", {
         "client": {"nginx": client(G + NO + b"b OK login ok\r\n", ["TIMEOUT"]),
                    "angie": client(G + NO + INTERNAL)},
         "auth": {"nginx": [auth_request(b"plain", b"someone", b"wait1"),
-                           auth_request(b"external", b"someone", b"wait1", 2)],
+                           auth_request(b"external", b"someone", b"wait1", attempt=2)],
                  "angie": [auth_request(b"plain", b"someone", b"wait1"),
-                           auth_request(b"external", b"someone", b"", 2)]},
+                           auth_request(b"external", b"someone", b"", attempt=2)]},
         "backend": {"nginx": [b"b LOGIN {7}\r\n", b"someone {5}\r\n", b"wait1\r\n"],
                     "angie": []},
         "backend connections": {"nginx": (1, 0, 0, 0, 0), "angie": (0, 0, 0, 0, 0)}}),
@@ -583,7 +569,7 @@ EXPECTED_NGINX_DIFFERENCES: dict = {
         "angie": client(G + b"a1 NO Invalid login or password\r\n* BAD invalid command\r\n"
                         b"b OK completed\r\n" + BYE)}}),
     "auth_salt_after_cram_md5_challenge": ("imap.md §16.9, auth_http.md §3 row 6", {"auth": {
-        "nginx": [auth_request(b"external", b"test@example.com", b"", 1, SALT)],
+        "nginx": [auth_request(b"external", b"test@example.com", b"", salt=SALT)],
         "angie": [auth_request(b"external", b"test@example.com", b"")]}}),
 }
 
