@@ -500,6 +500,17 @@ class Client:
         out, _, self.buf = self.buf.partition(b"\r\n")
         return out + b"\r\n"
 
+    def read(self, n: int) -> bytes:
+        """Exactly n bytes (fewer if the server closes first)."""
+        out = bytearray(self.buf[:n])
+        self.buf = self.buf[n:]
+        while len(out) < n:
+            chunk = self.sock.recv(min(1 << 20, n - len(out)))
+            if not chunk:
+                break
+            out += chunk
+        return bytes(out)
+
     def read_until(self, marker: bytes) -> bytes:
         while marker not in self.buf:
             chunk = self.sock.recv(65536)
