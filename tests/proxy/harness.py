@@ -162,7 +162,10 @@ class ScriptedBackend:
         class H(socketserver.StreamRequestHandler):
             def handle(self):
                 outer.connections += 1
-                outer.session(self.rfile, self.wfile)
+                try:
+                    outer.session(self.rfile, self.wfile)
+                except ConnectionError:
+                    pass                # the proxy may close (or reset) at any point
 
         self.server = _Threaded(("127.0.0.1", self.port), H)
         self.thread = threading.Thread(target=self.server.serve_forever, args=(POLL,),
