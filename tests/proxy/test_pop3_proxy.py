@@ -415,20 +415,6 @@ def test_server_chosen_by_local_address(auth, start_proxy):
     assert Client(port, "127.0.0.2").line().endswith(b"@two>\r\n")
 
 
-def test_imap_server_refuses_to_start(tmp_path, auth):
-    from proxy.harness import Proxy
-    port = free_port()
-    p = Proxy(tmp_path, f"mail {{ auth_http {auth.url}; server {{ listen 127.0.0.1:{port}; "
-                        f"protocol imap; }} }}")
-    p.start(wait=False)
-    p.proc.wait(10)
-    err = p.proc.stderr.read().decode()
-    p.stop()
-    assert p.proc.returncode == 1
-    assert f'[emerg] the "imap" protocol is not supported yet by angie-mail (server in ' \
-           f'{p.conf}:7)' in err
-
-
 def test_busy_port_is_a_clean_emerg(tmp_path, auth):
     import socket as so
     from proxy.harness import Proxy
