@@ -1,18 +1,23 @@
-"""Peers for end-to-end tests: a scriptable auth_http server, a scripted POP3 backend,
-and angie-mail itself as a subprocess.  Everything listens on loopback ports chosen
-free at start; everything is stopped by the tests that start it."""
+"""Peers for end-to-end tests: a scriptable auth_http server, scripted POP3 and IMAP
+backends, and angie-mail (or nginx, the oracle) itself as a subprocess.  Everything
+listens on loopback ports chosen free at start; everything is stopped by the tests that
+start it."""
 
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import socketserver
+import ssl
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+
+from oracle import MAIL_MODULE, NGINX
 
 
 # how often the threaded test servers look for shutdown(): it bounds every close
@@ -50,6 +55,17 @@ class AuthRequest:
 
     def get(self, name, default=None):
         return self.headers.get(name, default)
+
+
+def auth_request(method: bytes, user: bytes, pw: bytes, *, attempt: int = 1,
+                 salt: bytes = b"", protocol: bytes = b"imap", extra: bytes = b"") -> bytes:
+    """The exact auth_http request angie-mail (and nginx) sends for an attempt from
+    127.0.0.1 (auth_http.md §3); ``extra``: the header lines after Client-IP."""
+    return (b"GET /mail/auth HTTP/1.0\r\nHost: 127.0.0.1\r\nAuth-Method: " + method
+            + b"\r\nAuth-User: " + user + b"\r\nAuth-Pass: " + pw + b"\r\n"
+            + (b"Auth-Salt: " + salt + b"\r\n" if salt else b"")
+            + b"Auth-Protocol: " + protocol + b"\r\nAuth-Login-Attempt: %d\r\n" % attempt
+            + b"Client-IP: 127.0.0.1\r\n" + extra + b"\r\n")
 
 
 def ok_response(port: int, host: str = "127.0.0.1", extra: bytes = b"") -> bytes:
@@ -127,17 +143,14 @@ class AuthServer:
         self.server.server_close()
 
 
-# --- scripted POP3 backend ------------------------------------------------------------------
+# --- scripted backends ------------------------------------------------------------------------
 
-class Backend:
-    """A small POP3 server: any user whose password is in ``users`` may log in.
+class ScriptedBackend:
+    """A loopback server running ``session(rfile, wfile)`` for every connection (replace
+    it on the instance to script anything else).  ``raw`` and ``lines`` record what was
+    received, ``connections`` counts the connections accepted."""
 
-    ``messages`` are the mailbox (bytes, CRLF lines).  ``greeting``/``on_user``/
-    ``on_pass`` may be replaced to script failures.  Every line received is recorded."""
-
-    def __init__(self, users=None, messages=None, greeting=b"+OK fake pop3 server ready\r\n"):
-        self.users = users if users is not None else {b"test@example.com": b"secret"}
-        self.messages = messages if messages is not None else [b"Subject: hi\r\n\r\nhello\r\n"]
+    def __init__(self, greeting: bytes | None):
         self.greeting = greeting
         self.proxy_protocol = False     # read a PROXY header line before greeting
         self.lines: list = []
@@ -149,18 +162,43 @@ class Backend:
         class H(socketserver.StreamRequestHandler):
             def handle(self):
                 outer.connections += 1
-                outer.session(self.rfile, self.wfile)
+                try:
+                    outer.session(self.rfile, self.wfile)
+                except ConnectionError:
+                    pass                # the proxy may close (or reset) at any point
 
         self.server = _Threaded(("127.0.0.1", self.port), H)
         self.thread = threading.Thread(target=self.server.serve_forever, args=(POLL,),
                                        daemon=True)
         self.thread.start()
 
-    def session(self, rfile, wfile):
+    def read_proxy_header(self, rfile):
         if self.proxy_protocol:
             header = rfile.readline()
             self.raw.append(header)
             self.lines.append(header.rstrip(b"\r\n"))
+
+    def session(self, rfile, wfile):
+        raise NotImplementedError
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class Backend(ScriptedBackend):
+    """A small POP3 server: any user whose password is in ``users`` may log in.
+
+    ``messages`` are the mailbox (bytes, CRLF lines).  ``greeting``/``on_user``/
+    ``on_pass`` may be replaced to script failures.  Every line received is recorded."""
+
+    def __init__(self, users=None, messages=None, greeting=b"+OK fake pop3 server ready\r\n"):
+        self.users = users if users is not None else {b"test@example.com": b"secret"}
+        self.messages = messages if messages is not None else [b"Subject: hi\r\n\r\nhello\r\n"]
+        super().__init__(greeting)
+
+    def session(self, rfile, wfile):
+        self.read_proxy_header(rfile)
         if self.greeting is None:
             return
         wfile.write(self.greeting)
@@ -212,9 +250,119 @@ class Backend:
             return b"+OK\r\n"
         return b"+OK " + cmd + b"\r\n"
 
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
+
+_LITERAL = re.compile(rb"\{(\d+)(\+?)\}\r?\n\Z")
+
+
+def _imap_login_ok(tag, command):
+    """The fake IMAP backend's answer to LOGIN (imap.md §18), by words in the command."""
+    low = command.lower()
+    if b"backendclose" in low:
+        return None                                       # close without answering
+    if b"backendno" in low:
+        return tag + b" NO [AUTHENTICATIONFAILED] backend says no\r\n"
+    if b"twountagged" in low:
+        return b"* CAPABILITY IMAP4rev1\r\n* OK extra\r\n" + tag + b" OK login ok\r\n"
+    if b"lowercaseok" in low:
+        return tag + b" ok login ok\r\n"
+    if b"wrongtag" in low:
+        return b"x" + tag + b" OK login ok\r\n"
+    if b"capability" in low:
+        return b"* CAPABILITY IMAP4rev1\r\n" + tag + b" OK login ok\r\n"
+    return tag + b" OK login ok\r\n"
+
+
+class ImapBackend(ScriptedBackend):
+    """Angie's fake IMAP backend (imap.md §18): greets ``* OK fake imap server ready``,
+    answers a line ending in ``{n}`` with ``+ `` (``continuation``) and reads the literal
+    (``{n+}``: no answer), replies ``<tag> OK login ok`` to LOGIN (after
+    ``* CAPABILITY IMAP4rev1`` when the command contains "capability"),
+    ``<tag> OK logout ok`` to LOGOUT (then closes), ``<tag> ERR unknown command`` to
+    anything else.  SELECT, APPEND and FETCH <n> work on ``messages`` for relay tests.
+
+    Misbehaviours: ``greeting`` (e.g. ``* BYE``, ``None`` to close at once, a line
+    without CRLF), ``continuation`` (e.g. a bare ``+`` CRLF), and LOGIN commands
+    containing the words of ``_imap_login_ok`` (backendclose, backendno, twountagged,
+    lowercaseok, wrongtag).
+
+    ``raw`` records what arrived between two answers (``a01 LOGIN {16}\r\n``,
+    ``test@example.com {6}\r\n``, ``secret\r\n``), ``lines`` every complete command
+    (literal data included) without its final CRLF."""
+
+    def __init__(self, greeting=b"* OK fake imap server ready\r\n", continuation=b"+ \r\n",
+                 messages=None):
+        self.continuation = continuation
+        self.messages = list(messages or [])
+        super().__init__(greeting)
+
+    def read_command(self, rfile, wfile) -> bytes | None:
+        step = command = b""
+        while True:
+            line = rfile.readline()
+            if not line:
+                if step:
+                    self.raw.append(step)
+                return None
+            step += line
+            command += line
+            m = _LITERAL.search(line)
+            if not m:
+                break
+            if not m.group(2):
+                self.raw.append(step)
+                step = b""
+                wfile.write(self.continuation)
+                wfile.flush()
+            size = int(m.group(1))
+            data = rfile.read(size)
+            step += data
+            command += data
+            if len(data) < size:
+                if step:
+                    self.raw.append(step)
+                return None
+        self.raw.append(step)
+        command = command[:-2] if command.endswith(b"\r\n") else command[:-1]
+        self.lines.append(command)
+        return command
+
+    def session(self, rfile, wfile):
+        self.read_proxy_header(rfile)
+        if self.greeting is None:
+            return
+        wfile.write(self.greeting)
+        wfile.flush()
+        while True:
+            command = self.read_command(rfile, wfile)
+            if command is None:
+                return
+            tag, _, rest = command.partition(b" ")
+            word = rest.lstrip(b" ").split(b" ", 1)[0].upper()
+            out = self.reply(tag, word, rest, command)
+            if out is None:
+                return
+            wfile.write(out)
+            wfile.flush()
+            if word == b"LOGOUT":
+                return
+
+    def reply(self, tag, word, rest, command) -> bytes | None:
+        if word == b"LOGIN":
+            return _imap_login_ok(tag, command)
+        if word == b"LOGOUT":
+            return tag + b" OK logout ok\r\n"
+        if word == b"SELECT":
+            return b"* %d EXISTS\r\n" % len(self.messages) + tag + b" OK select ok\r\n"
+        if word == b"APPEND":
+            m = re.search(rb"\{(\d+)\+?\}\r?\n", command)
+            self.messages.append(command[m.end():])
+            return tag + b" OK append ok\r\n"
+        if word == b"FETCH":
+            n = rest.split()[1]
+            msg = self.messages[int(n) - 1]
+            return (b"* " + n + b" FETCH (BODY[] {%d}\r\n" % len(msg) + msg + b")\r\n"
+                    + tag + b" OK fetch ok\r\n")
+        return tag + b" ERR unknown command\r\n"
 
 
 # --- angie-mail ------------------------------------------------------------------------------
@@ -307,6 +455,31 @@ class Proxy(ForegroundServer):
         return self
 
 
+class Nginx(ForegroundServer):
+    """Debian's nginx 1.22 with its mail module (the oracle, tests/oracle.py) in the
+    foreground, single process, on a generated configuration."""
+
+    name = "nginx"
+
+    def __init__(self, tmpdir, mail_block: str):
+        self.dir = str(tmpdir)
+        self.conf = os.path.join(self.dir, "nginx.conf")
+        self.log_path = os.path.join(self.dir, "error.log")
+        self.pid_path = os.path.join(self.dir, "nginx.pid")
+        with open(self.conf, "w") as f:
+            f.write(f"load_module {MAIL_MODULE};\n"
+                    f"daemon off;\nmaster_process off;\npid {self.pid_path};\n"
+                    f"error_log {self.log_path} info;\nevents {{}}\n{mail_block}\n")
+        self.proc = None
+
+    def start(self):
+        self.proc = subprocess.Popen(
+            [NGINX, "-p", self.dir + "/", "-c", self.conf, "-e", self.log_path],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.wait_started()
+        return self
+
+
 class Client:
     """A raw line-based client, for exact wire checks."""
 
@@ -329,6 +502,17 @@ class Client:
             self.buf += chunk
         out, _, self.buf = self.buf.partition(b"\r\n")
         return out + b"\r\n"
+
+    def read(self, n: int) -> bytes:
+        """Exactly n bytes (fewer if the server closes first)."""
+        out = bytearray(self.buf[:n])
+        self.buf = self.buf[n:]
+        while len(out) < n:
+            chunk = self.sock.recv(min(1 << 20, n - len(out)))
+            if not chunk:
+                break
+            out += chunk
+        return bytes(out)
 
     def read_until(self, marker: bytes) -> bytes:
         while marker not in self.buf:
@@ -359,3 +543,41 @@ class Client:
 
     def close(self):
         self.sock.close()
+
+
+# --- TLS clients -----------------------------------------------------------------------------------
+
+def client_ctx(pki, cert=None, key=None, alpn=None, tls_max=None) -> ssl.SSLContext:
+    """A client context trusting the test CA (certs.make), with a client certificate."""
+    ctx = ssl.create_default_context(cafile=pki["ca"])
+    ctx.check_hostname = False
+    if cert:
+        ctx.load_cert_chain(cert, key)
+    if alpn:
+        ctx.set_alpn_protocols(alpn)
+    if tls_max:
+        ctx.maximum_version = tls_max
+    return ctx
+
+
+def tls_lines(pki, extra=()) -> list:
+    """The server certificate directives."""
+    return [f"ssl_certificate {pki['server_rsa_crt']};",
+            f"ssl_certificate_key {pki['server_rsa_key']};", *extra]
+
+
+def tls_session(pki, port, cert=None, key=None):
+    """(socket, first line) of an implicit-TLS connection; the line is what arrived
+    before a close or a TLS error."""
+    s = client_ctx(pki, cert, key).wrap_socket(
+        socket.create_connection(("127.0.0.1", port), timeout=5))
+    data = b""
+    try:
+        while not data.endswith(b"\r\n"):
+            chunk = s.recv(200)
+            if not chunk:
+                break
+            data += chunk
+    except (ssl.SSLError, ConnectionResetError):
+        pass
+    return s, data

@@ -1,9 +1,12 @@
-"""angie-mail in front of a real Dovecot POP3 server (started by the test)."""
+"""angie-mail in front of a real Dovecot POP3 and IMAP server (started by the test)."""
 
+import imaplib
 import poplib
 
+import pytest
+
 from fixtures.dovecot import dovecot  # noqa: F401  (pytest fixture)
-from proxy.harness import AuthServer, ok_response
+from proxy.harness import AuthServer, Client, ok_response
 
 MESSAGES = [
     b"From: a@example.com\r\nSubject: one\r\n\r\nfirst body\r\n.leading dot\r\n..two dots\r\n",
@@ -70,5 +73,53 @@ def test_dovecot_refusal_passed_through(dovecot, start_proxy):   # noqa: F811
             raise AssertionError("accepted")
         except poplib.error_proto as e:
             assert str(e).startswith("b'-ERR [AUTH] Authentication failed")
+    finally:
+        auth.close()
+
+
+def test_dovecot_imap_through_the_proxy(dovecot, start_proxy):   # noqa: F811
+    """imaplib through angie-mail to a real Dovecot IMAP: LOGIN (sent to Dovecot as
+    synchronizing literals), SELECT, byte-exact FETCH, a refused password, LOGOUT."""
+    for m in MESSAGES:
+        dovecot.deliver("alice", m)
+    auth = AuthServer(lambda req: ok_response(dovecot.imap_port)
+                      if req["Auth-Pass"] == b"secret" else
+                      b"HTTP/1.0 200 OK\r\nAuth-Status: Invalid login or password\r\n\r\n")
+    try:
+        p, port = start_proxy(auth_url=auth.url, protocol="imap")
+        m = imaplib.IMAP4("127.0.0.1", port, timeout=10)
+        assert m.welcome == b"* OK IMAP4 ready"
+        typ, data = m.login("alice", "secret")
+        assert typ == "OK" and data[0].endswith(b"Logged in")
+        assert m.select("INBOX") == ("OK", [b"3"])
+        for i, msg in enumerate(MESSAGES, 1):
+            typ, data = m.fetch(str(i), "(BODY.PEEK[])")
+            assert typ == "OK" and data[0][1] == msg
+        typ, data = m.fetch("1:3", "(RFC822.SIZE)")
+        assert [int(d.split()[-1].rstrip(b")")) for d in data] == [len(x) for x in MESSAGES]
+        m.close()
+        assert m.logout()[0] == "BYE"
+        assert 'login: "alice"' in p.wait_log("proxied session done")
+        assert "Login: user=<alice>" in dovecot.log()
+
+        m = imaplib.IMAP4("127.0.0.1", port, timeout=10)
+        with pytest.raises(imaplib.IMAP4.error, match="Invalid login or password"):
+            m.login("alice", "wrong")
+    finally:
+        auth.close()
+
+
+def test_dovecot_imap_refusal_passed_through(dovecot, start_proxy):   # noqa: F811
+    auth = AuthServer(lambda req: ok_response(dovecot.imap_port))
+    try:
+        p, port = start_proxy(auth_url=auth.url, protocol="imap",
+                              mail_lines=["proxy_pass_error_message on;"])
+        c = Client(port)
+        assert c.line() == b"* OK IMAP4 ready\r\n"
+        c.send(b"a1 LOGIN alice not-the-password\r\n")
+        assert c.line() == b"a1 NO [AUTHENTICATIONFAILED] Authentication failed.\r\n"
+        assert c.closed()
+        assert 'upstream sent invalid response: "NO [AUTHENTICATIONFAILED] Authentication ' \
+               'failed."' in p.wait_log("upstream sent invalid response")
     finally:
         auth.close()

@@ -9,30 +9,8 @@ import time
 
 import pytest
 
-import certs
-from proxy.harness import AuthServer, Client, free_port, ok_response
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory):
-    return certs.make(str(tmp_path_factory.mktemp("pki")))
-
-
-def client_ctx(pki, cert=None, key=None, alpn=None, tls_max=None):
-    ctx = ssl.create_default_context(cafile=pki["ca"])
-    ctx.check_hostname = False
-    if cert:
-        ctx.load_cert_chain(cert, key)
-    if alpn:
-        ctx.set_alpn_protocols(alpn)
-    if tls_max:
-        ctx.maximum_version = tls_max
-    return ctx
-
-
-def tls_lines(pki, extra=()):
-    return [f"ssl_certificate {pki['server_rsa_crt']};",
-            f"ssl_certificate_key {pki['server_rsa_key']};", *extra]
+from proxy.harness import (AuthServer, Client, client_ctx, free_port, ok_response, tls_lines,
+                           tls_session)
 
 
 @pytest.fixture
@@ -206,27 +184,12 @@ def _lines(s, n: int) -> bytes:
     return data
 
 
-def _session(pki, port, cert=None, key=None):
-    s = client_ctx(pki, cert, key).wrap_socket(
-        socket.create_connection(("127.0.0.1", port), timeout=5))
-    data = b""
-    try:
-        while not data.endswith(b"\r\n"):
-            chunk = s.recv(200)
-            if not chunk:
-                break
-            data += chunk
-    except (ssl.SSLError, ConnectionResetError):
-        pass
-    return s, data
-
-
 def test_client_certificate_required(pki, recorder, backend, start_proxy):
     p, port = _verify_server(pki, start_proxy, recorder, "on", pass_cert=True)
-    s, greeting = _session(pki, port)
+    s, greeting = tls_session(pki, port)
     assert greeting == b"-ERR No required SSL certificate\r\n"
     p.wait_log("client sent no required SSL certificate")
-    s, greeting = _session(pki, port, pki["client_crt"], pki["client_key"])
+    s, greeting = tls_session(pki, port, pki["client_crt"], pki["client_key"])
     assert greeting == b"+OK POP3 ready\r\n"
     s.sendall(b"USER test@example.com\r\nPASS secret\r\n")
     assert _lines(s, 2) == b"+OK\r\n+OK pass ok\r\n"      # the auth request was made
@@ -244,26 +207,26 @@ def test_client_certificate_required(pki, recorder, backend, start_proxy):
 
 def test_revoked_and_self_signed_certificates(pki, recorder, start_proxy):
     p, port = _verify_server(pki, start_proxy, recorder, "on", [f"ssl_crl {pki['crl']};"])
-    s, greeting = _session(pki, port, pki["revoked_crt"], pki["revoked_key"])
+    s, greeting = tls_session(pki, port, pki["revoked_crt"], pki["revoked_key"])
     assert greeting == b"-ERR SSL certificate error\r\n"
     assert "client SSL certificate verify error: (23:certificate revoked)" in \
         p.wait_log("verify error")
-    s, greeting = _session(pki, port, pki["self_crt"], pki["self_key"])
+    s, greeting = tls_session(pki, port, pki["self_crt"], pki["self_key"])
     assert greeting == b"-ERR SSL certificate error\r\n"
 
 
 def test_optional_modes(pki, recorder, backend, start_proxy):
     p, port = _verify_server(pki, start_proxy, recorder, "optional")
-    s, greeting = _session(pki, port)
+    s, greeting = tls_session(pki, port)
     assert greeting == b"+OK POP3 ready\r\n"
     s.sendall(b"USER test@example.com\r\nPASS secret\r\n")
     assert _lines(s, 2) == b"+OK\r\n+OK pass ok\r\n"
     assert recorder.requests[0]["Auth-SSL-Verify"] == b"NONE"
-    s, greeting = _session(pki, port, pki["self_crt"], pki["self_key"])
+    s, greeting = tls_session(pki, port, pki["self_crt"], pki["self_key"])
     assert greeting == b"-ERR SSL certificate error\r\n"
 
     p2, port2 = _verify_server(pki, start_proxy, recorder, "optional_no_ca")
-    s, greeting = _session(pki, port2, pki["self_crt"], pki["self_key"])
+    s, greeting = tls_session(pki, port2, pki["self_crt"], pki["self_key"])
     assert greeting == b"+OK POP3 ready\r\n"
     s.sendall(b"USER test@example.com\r\nPASS secret\r\n")
     assert _lines(s, 2) == b"+OK\r\n+OK pass ok\r\n"
@@ -293,7 +256,7 @@ def test_handshake_failure_affects_only_that_connection(pki, recorder, start_pro
     vanish = socket.create_connection(("127.0.0.1", port), timeout=5)
     vanish.sendall(b"\x16\x03\x01")
     vanish.close()
-    s, greeting = _session(pki, port)                         # served meanwhile
+    s, greeting = tls_session(pki, port)                         # served meanwhile
     assert greeting == b"+OK POP3 ready\r\n"
     # not TLS: closed without a byte in reply (EOF, or a reset when the proxy left some
     # of the garbage unread; a timeout would fail)
@@ -315,7 +278,7 @@ def test_many_handshakes_do_not_block(pki, recorder, start_proxy):
     results = []
 
     def one():
-        s, g = _session(pki, port)
+        s, g = tls_session(pki, port)
         results.append(g)
     threads = [threading.Thread(target=one) for _ in range(10)]
     for t in threads:
