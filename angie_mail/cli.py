@@ -15,9 +15,9 @@ import os
 import sys
 
 from . import __version__
+from .conf.load import DEFAULT_CONF, load_config, prefix_of, resolve_paths  # noqa: F401
 
 PROG = "angie-mail"
-DEFAULT_CONF = "conf/mail.conf"
 LEVELS = ("debug", "info", "notice", "warn", "error", "crit", "alert", "emerg")
 
 USAGE = f"""\
@@ -145,36 +145,6 @@ def parse_args(argv: list) -> Options:
 def stderr(msg: str) -> None:
     sys.stderr.write(f"{PROG}: {msg}\n")
     sys.stderr.flush()
-
-
-def prefix_of(o: Options) -> str:
-    """The prefix, absolute and ending with "/" (-p, else the current directory)."""
-    prefix = o.prefix if o.prefix is not None else os.getcwd()
-    if not prefix.endswith("/"):
-        prefix += "/"
-    if not prefix.startswith("/"):
-        prefix = os.getcwd().rstrip("/") + "/" + prefix
-    return prefix
-
-
-def resolve_paths(o: Options):
-    """(prefix, conf path): a relative -c is under the prefix."""
-    prefix = prefix_of(o)
-    conf = o.conf if o.conf is not None else DEFAULT_CONF
-    if not conf.startswith("/"):
-        conf = prefix + conf
-    return prefix, conf
-
-
-def load_config(o: Options, mode: str = "test"):
-    """Parse and analyze the configuration: (Result, parsed)."""
-    from .conf.analyze import analyze
-    from .conf.parse import conf_prefix_of, parse_file
-    prefix, conf = resolve_paths(o)
-    parsed = parse_file(conf)
-    res = analyze(parsed, dialect=o.dialect, prefix=prefix,
-                  conf_prefix=conf_prefix_of(conf), mode=mode, params=o.params)
-    return res, conf
 
 
 def print_findings(findings) -> None:

@@ -13,7 +13,7 @@ from ..log import StartupLog
 
 def load_for_run(o, startup: StartupLog):
     """The resolved Config, or None after printing the error."""
-    from ..cli import load_config
+    from ..conf.load import load_config
     res, conf = load_config(o)
     for f in res.warnings:
         startup.log(f.level, f.text())

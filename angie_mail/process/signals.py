@@ -14,7 +14,7 @@ SIGNALS = {"stop": signal.SIGTERM, "quit": signal.SIGQUIT, "reopen": signal.SIGU
 
 
 def send_signal(o) -> int:
-    from ..cli import load_config
+    from ..conf.load import load_config
     startup = StartupLog(o.error_log, o.log_level or "notice")
     res, conf = load_config(o)
     if not res.ok:
