@@ -4,11 +4,14 @@ mailbox backend on loopback.
     python -m angie_mail.demo            # then, in another terminal:
     python -c "import poplib; m = poplib.POP3('127.0.0.1', 1110); m.user('alice'); \\
                print(m.pass_('secret')); print(m.list())"
+    python -c "import imaplib; m = imaplib.IMAP4('127.0.0.1', 1143); \\
+               print(m.login('alice', 'secret')); m.select(); print(m.fetch('1', 'BODY[]'))"
 
 Users: alice/secret and bob/secret (two messages each).  The auth responder on
 127.0.0.1:18080 answers as an auth_http server does (wrong passwords get
-``Auth-Status: Invalid login or password`` with ``Auth-Wait: 1``); the backend on
-127.0.0.1:18110 is a minimal in-memory POP3 server.  Ctrl-C stops everything.
+``Auth-Status: Invalid login or password`` with ``Auth-Wait: 1``); the backends on
+127.0.0.1:18110 (POP3) and 127.0.0.1:18143 (IMAP) are minimal in-memory mail servers.
+Ctrl-C stops everything.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import sys
 
 AUTH_PORT = 18080
 BACKEND_PORT = 18110
+IMAP_BACKEND_PORT = 18143
 USERS = {b"alice": b"secret", b"bob": b"secret"}
 
 
@@ -51,8 +55,9 @@ async def auth_responder(reader, writer):
     else:
         ok = False
     if ok:
+        port = IMAP_BACKEND_PORT if fields.get(b"Auth-Protocol") == b"imap" else BACKEND_PORT
         resp = (b"HTTP/1.0 200 OK\r\nAuth-Status: OK\r\nAuth-Server: 127.0.0.1\r\n"
-                b"Auth-Port: %d\r\nAuth-Pass: %s\r\n\r\n" % (BACKEND_PORT, good))
+                b"Auth-Port: %d\r\nAuth-Pass: %s\r\n\r\n" % (port, good))
     else:
         resp = (b"HTTP/1.0 200 OK\r\nAuth-Status: Invalid login or password\r\n"
                 b"Auth-Wait: 1\r\n\r\n")
@@ -111,12 +116,78 @@ async def backend(reader, writer):
     writer.close()
 
 
+async def imap_backend(reader, writer):
+    """A minimal IMAP server: LOGIN (with the literals the proxy sends), SELECT INBOX,
+    FETCH n BODY[]/RFC822, NOOP, LOGOUT."""
+    writer.write(b"* OK demo mailbox ready\r\n")
+    box = []
+
+    async def word(line: bytes):
+        line = line.rstrip(b"\r\n")
+        if line.endswith(b"}"):                    # a literal follows
+            head, _, n = line[:-1].rpartition(b"{")
+            writer.write(b"+ go ahead\r\n")
+            await writer.drain()
+            return head, await reader.readexactly(int(n.rstrip(b"+")))
+        return line, None
+    while True:
+        line = await reader.readline()
+        if not line:
+            break
+        tag, _, rest = line.partition(b" ")
+        cmd, _, arg = rest.strip().partition(b" ")
+        cmd = cmd.upper()
+        uid = cmd == b"UID"                         # UIDs are the message numbers here
+        if uid:
+            cmd, _, arg = arg.partition(b" ")
+            cmd = cmd.upper()
+        if cmd == b"LOGIN":
+            head, user = await word(line)
+            if user is None:
+                user, _, passwd = arg.partition(b" ")
+            else:
+                head, passwd = await word(await reader.readline())
+                if passwd is None:
+                    passwd = head.strip()
+                else:
+                    await reader.readline()
+            if USERS.get(user) == passwd:
+                box = _mailbox(user)
+                out = tag + b" OK LOGIN completed\r\n"
+            else:
+                out = tag + b" NO [AUTHENTICATIONFAILED] invalid password\r\n"
+        elif cmd == b"SELECT" or cmd == b"EXAMINE":
+            out = b"* %d EXISTS\r\n%s OK [READ-WRITE] SELECT completed\r\n" % (len(box), tag)
+        elif cmd == b"FETCH":
+            n = int(arg.split()[0]) - 1
+            if 0 <= n < len(box):
+                m = box[n]
+                out = b"* %d FETCH (%sBODY[] {%d}\r\n%s)\r\n%s OK FETCH completed\r\n" % (
+                    n + 1, b"UID %d " % (n + 1) if uid else b"", len(m), m, tag)
+            else:
+                out = tag + b" NO no such message\r\n"
+        elif cmd == b"LOGOUT":
+            writer.write(b"* BYE demo\r\n" + tag + b" OK LOGOUT completed\r\n")
+            break
+        elif cmd in (b"NOOP", b"CAPABILITY"):
+            out = (b"* CAPABILITY IMAP4rev1\r\n" if cmd == b"CAPABILITY" else b"") + \
+                tag + b" OK completed\r\n"
+        else:
+            out = tag + b" BAD unknown command\r\n"
+        writer.write(out)
+        await writer.drain()
+    await writer.drain()
+    writer.close()
+
+
 async def main(conf: str) -> int:
     a = await asyncio.start_server(auth_responder, "127.0.0.1", AUTH_PORT)
     b = await asyncio.start_server(backend, "127.0.0.1", BACKEND_PORT)
+    i = await asyncio.start_server(imap_backend, "127.0.0.1", IMAP_BACKEND_PORT)
     proxy = await asyncio.create_subprocess_exec(sys.executable, "-m", "angie_mail",
                                                  "-c", conf)
-    print(f"demo: auth_http on 127.0.0.1:{AUTH_PORT}, backend on 127.0.0.1:{BACKEND_PORT}, "
+    print(f"demo: auth_http on 127.0.0.1:{AUTH_PORT}, backends on 127.0.0.1:{BACKEND_PORT} "
+          f"(POP3) and 127.0.0.1:{IMAP_BACKEND_PORT} (IMAP), "
           f"angie-mail -c {conf} (pid {proxy.pid}); users alice/secret, bob/secret",
           flush=True)
     loop = asyncio.get_running_loop()
@@ -130,6 +201,7 @@ async def main(conf: str) -> int:
         await proxy.wait()
     a.close()
     b.close()
+    i.close()
     return proxy.returncode or 0
 
 

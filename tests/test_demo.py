@@ -72,3 +72,31 @@ def test_wrong_password_is_refused(demo):
                         "pop3://alice:wrong@127.0.0.1:1110/1"],
                        capture_output=True, text=True, timeout=30)
     assert r.returncode != 0
+
+
+def test_imap_login_select_fetch(demo):
+    import imaplib
+    deadline = time.time() + 10
+    while True:
+        try:
+            m = imaplib.IMAP4("127.0.0.1", 1143, timeout=5)
+            break
+        except OSError:
+            assert time.time() < deadline
+            time.sleep(0.05)
+    assert m.login("alice", "secret")[0] == "OK"
+    assert m.select()[1] == [b"2"]
+    typ, data = m.fetch("1", "(BODY[])")
+    assert typ == "OK" and b"came through angie-mail" in data[0][1]
+    m.logout()
+    m = imaplib.IMAP4("127.0.0.1", 1143, timeout=5)
+    assert m.login_cram_md5("bob", "secret")[0] == "OK"
+    m.logout()
+
+
+def test_curl_imap(demo):
+    r = subprocess.run(["curl", "-sS", "--max-time", "10",
+                        "imap://alice:secret@127.0.0.1:1143/INBOX;UID=1"],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    assert "came through angie-mail" in r.stdout
