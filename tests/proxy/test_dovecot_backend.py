@@ -123,3 +123,43 @@ def test_dovecot_imap_refusal_passed_through(dovecot, start_proxy):   # noqa: F8
                'failed."' in p.wait_log("upstream sent invalid response")
     finally:
         auth.close()
+
+
+@pytest.mark.parametrize("mode", ["plain", "starttls", "ssl"])
+def test_dovecot_imap_multi_megabyte_fetch_over_every_transport(dovecot, start_proxy, pki,  # noqa: F811
+                                                                mode):
+    """A 4 MB message through the proxy, byte for byte, over plain text, STARTTLS and
+    implicit TLS, from a real Dovecot."""
+    import random
+    from proxy.harness import client_ctx, free_port, tls_lines
+    rnd = random.Random(7)
+    big = b"Subject: big\r\n\r\n" + b"".join(
+        b".%08d %s\r\n" % (i, bytes(rnd.choice(b"abcdefghij .") for _ in range(60)))
+        for i in range(60000))
+    dovecot.deliver("alice", big)
+    auth = AuthServer(lambda req: ok_response(dovecot.imap_port))
+    try:
+        port = free_port()
+        server = list(tls_lines(pki)) if mode != "plain" else []
+        listen = f"listen 127.0.0.1:{port}{' ssl' if mode == 'ssl' else ''};"
+        if mode == "starttls":
+            server.append("starttls on;")
+        p, port = start_proxy(auth_url=auth.url, protocol="imap", port=port, listen=listen,
+                              server_lines=server)
+        ctx = client_ctx(pki)
+        if mode == "ssl":
+            m = imaplib.IMAP4_SSL("127.0.0.1", port, ssl_context=ctx, timeout=30)
+        else:
+            m = imaplib.IMAP4("127.0.0.1", port, timeout=30)
+            if mode == "starttls":
+                assert m.starttls(ssl_context=ctx)[0] == "OK"
+        assert m.login("alice", "secret")[0] == "OK"
+        typ, data = m.select("INBOX")
+        n = data[0].decode()
+        typ, data = m.fetch(n, "(BODY.PEEK[])")
+        assert typ == "OK" and data[0][1] == big
+        m.logout()
+        if mode == "starttls":
+            assert 'starttls: "true"' in p.wait_log("client logged in")
+    finally:
+        auth.close()
