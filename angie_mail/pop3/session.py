@@ -19,6 +19,8 @@ mechanisms live in ``auth_*`` methods.
 
 from __future__ import annotations
 
+import re
+
 from ..mail import sasl
 from ..mail.sasl import make_salt
 
@@ -39,6 +41,7 @@ COMMANDS = frozenset((b"USER", b"PASS", b"APOP", b"QUIT", b"CAPA", b"AUTH", b"NO
                       b"STLS"))
 SECRET_COMMANDS = (b"PASS", b"APOP", b"AUTH")
 _BAD = object()          # a parse-level invalid line
+_LINE_BREAK = re.compile(rb"[\r\n]")
 
 
 def parse_command(line: bytes):
@@ -315,6 +318,12 @@ class Pop3Session:
         if rc == sasl.INVALID:
             return self._invalid()
         sx = self.sasl
+        if _LINE_BREAK.search(sx.login) or _LINE_BREAK.search(sx.passwd):
+            # they would go to the backend in USER/PASS lines: a CR or LF there would
+            # start a command of the client's choosing (beyond Angie, which sends them)
+            self.log("info", "client sent a line break in the login or password")
+            sx.reset()
+            return self._invalid()
         self.login, self.passwd = sx.login, sx.passwd
         return self._authenticate(sx.method)
 

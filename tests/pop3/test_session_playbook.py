@@ -1792,3 +1792,18 @@ def test_q15_12_stls_inside_sasl_exchange_is_not_stls():
     # "STLS" decodes to 3 bytes with no NUL -> invalid PLAIN payload, not a TLS upgrade
     assert talk(s, b"STLS\r\n") == [(CONT, INVALID), (NEED, b"")]
     assert s.log.messages() == ["client sent invalid login in AUTH PLAIN command"]
+
+
+# --- beyond Angie: no command injection through SASL-decoded credentials -----------------
+
+@pytest.mark.parametrize("payload", [
+    b"AUTH PLAIN " + base64.b64encode(b"\0user\r\nDELE 1\0pw") + b"\r\n",
+    b"AUTH PLAIN " + base64.b64encode(b"\0user\0pw\nDELE 1") + b"\r\n",
+])
+def test_line_breaks_in_decoded_credentials_are_refused(payload):
+    s = Pop3Session(server(), log=Log())
+    s.feed(payload)
+    code, out = s.step()
+    assert (code, out) == (CONT, b"-ERR invalid command\r\n")
+    assert s.errors == 0 and s.attempt == 0
+    assert s.log.messages() == ["client sent a line break in the login or password"]
