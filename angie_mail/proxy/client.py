@@ -123,7 +123,7 @@ class ClientConnection(asyncio.Protocol):
             self.client_ip, self.client_port = peer[0], peer[1]
         else:
             self.client_ip, self.client_port = "unix:", 0
-        if rt.over_limit():
+        if pre is None and rt.over_limit():       # (a handshake was admitted at accept)
             self.phase = CLOSED
             transport.abort()
             return
@@ -323,13 +323,18 @@ class ClientConnection(asyncio.Protocol):
         on an idle one with auth_http_keepalive."""
         srv = self.server
         pool = self.rt.auth_pool(srv) if srv.auth_http_keepalive else None
+        rt = self.rt
+        if pool is None or not pool.idle:
+            if rt.over_limit():                 # no connection for the auth request
+                return self.internal_error()
+        rt.auth_requests += 1
         self.exchange = auth_http.AuthExchange(self.rt.loop, self.rt.poller,
                                                self.auth_request_bytes,
                                                self.on_auth_response, pool)
         self.exchange.start(srv.auth_http.addr, srv.auth_http_timeout_ms / 1000.0)
 
     def on_auth_response(self, headers, error):
-        self.exchange = None
+        self._auth_over()
         if self.phase == CLOSED:
             return
         srv = self.server
@@ -378,6 +383,11 @@ class ClientConnection(asyncio.Protocol):
         s.passwd = b""
         self.connect_backend(family, ip, port, name, login, passwd)
 
+    def _auth_over(self) -> None:
+        if self.exchange is not None:
+            self.exchange = None
+            self.rt.auth_requests -= 1
+
     def send_auth_error(self, r):
         """The failure reply, after any Auth-Wait delay (auth_http.md §6)."""
         self.timer = None
@@ -398,6 +408,8 @@ class ClientConnection(asyncio.Protocol):
 
     def connect_backend(self, family, ip, port, name, login, passwd):
         srv = self.server
+        if self.rt.over_limit():                # no connection for the backend
+            return self.internal_error()
         self.phase = LOGIN
         self.upstream = name
         self.action = "connecting to upstream"
@@ -539,7 +551,7 @@ class ClientConnection(asyncio.Protocol):
         self.cancel_timer()
         if self.exchange is not None:
             self.exchange.cancel()
-            self.exchange = None
+            self._auth_over()
         if self.backend is not None:
             self.backend.close()
         if self.transport is not None:
@@ -563,7 +575,7 @@ class ClientConnection(asyncio.Protocol):
             self.task.cancel()
         if self.exchange is not None:
             self.exchange.cancel()
-            self.exchange = None
+            self._auth_over()
         self.rt.connections.discard(self)
 
     # --- graceful shutdown ---------------------------------------------------------------------

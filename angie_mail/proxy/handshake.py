@@ -57,8 +57,19 @@ class _Acceptor:
         self.acceptor = Acceptor(rt, ls, self.accepted)
 
     def accepted(self, conn, peer):
+        rt = self.rt
+        if rt.over_limit():
+            conn.close()
+            return
         conn.setblocking(False)
-        self.rt.loop.create_task(self.handshake(conn, peer))
+        rt.pending += 1
+        rt.loop.create_task(self._counted(conn, peer))
+
+    async def _counted(self, conn, peer):
+        try:
+            await self.handshake(conn, peer)
+        finally:
+            self.rt.pending -= 1
 
     async def handshake(self, conn, peer):
         rt = self.rt

@@ -27,6 +27,8 @@ class Runtime:
         # in nginx; a client that would exceed it is closed at once
         self.max_connections = config.main.events.worker_connections
         self.backends = 0
+        self.pending = 0                 # connections in their PROXY header or TLS handshake
+        self.auth_requests = 0           # auth_http connections of sessions
         self.servers: list = []          # acceptors of the listening sockets
         self._conn = itertools.count(1)
         self._logs: dict = {}
@@ -35,7 +37,10 @@ class Runtime:
         self.poller = Poller(loop)       # the proxied sockets (poller.py)
 
     def over_limit(self) -> bool:
-        if len(self.connections) + self.backends < self.max_connections:
+        """Every socket a worker holds counts, as nginx's connections do: sessions,
+        connections still in their PROXY header or TLS handshake, backends, auth_http."""
+        if len(self.connections) + self.pending + self.backends + self.auth_requests < \
+                self.max_connections:
             return False
         self.main_log.log("alert", f"{self.max_connections} worker_connections are not enough")
         return True

@@ -9,6 +9,7 @@ import time
 
 import pytest
 
+from proxy.conftest import pki  # noqa: F401  (the test certificates fixture)
 from proxy.harness import AuthServer, Backend, Client, Proxy, free_port, ok_response
 
 
@@ -449,5 +450,69 @@ def test_signals_while_workers_start_do_not_kill_them(tmp_path, peers):
         login(c)
         log = p.log()
         assert "exited on signal" not in log, log
+    finally:
+        p.stop()
+
+
+def test_connections_in_handshake_count_against_worker_connections(tmp_path, peers, pki):
+    """Silent clients on an ssl listener hold a connection each, as in nginx: past
+    worker_connections they are closed at once, with nginx's alert."""
+    import socket
+    from proxy.harness import tls_lines
+    auth, backend = peers
+    port = free_port()
+    lines = "".join(f"        {l}\n" for l in tls_lines(pki))
+    block = (f"mail {{\n    auth_http {auth.url};\n    server {{\n"
+             f"        listen 127.0.0.1:{port} ssl;\n        protocol pop3;\n{lines}    }}\n}}\n")
+    p = Proxy(tmp_path, block)
+    text = open(p.conf).read().replace("events {}", "events { worker_connections 4; }")
+    with open(p.conf, "w") as f:
+        f.write(text)
+    p.start()
+    silent = []
+    try:
+        for _ in range(10):
+            s = socket.create_connection(("127.0.0.1", port), timeout=3)
+            silent.append(s)
+        closed = 0
+        for s in silent:
+            s.settimeout(1.5)
+            try:
+                closed += s.recv(10) == b""
+            except ConnectionResetError:
+                closed += 1
+            except socket.timeout:
+                pass
+        assert closed == 6
+        assert "4 worker_connections are not enough" in p.wait_log("not enough")
+    finally:
+        for s in silent:
+            s.close()
+        p.stop()
+
+
+@pytest.mark.parametrize("limit,reply", [(1, b"-ERR internal server error\r\n"),
+                                         (2, b"+OK pass ok\r\n")])
+def test_auth_and_backend_connections_count_against_worker_connections(tmp_path, peers,
+                                                                       limit, reply):
+    """A session needs one connection and its auth request a second; the auth
+    connection is closed before the backend's is opened (as nginx's): without the
+    second the login gets the internal-error reply."""
+    auth, backend = peers
+    port = free_port()
+    p = Proxy(tmp_path, mail_block(auth, port))
+    text = open(p.conf).read().replace("events {}",
+                                       f"events {{ worker_connections {limit}; }}")
+    with open(p.conf, "w") as f:
+        f.write(text)
+    p.start()
+    try:
+        c = Client(port)
+        c.line()
+        c.send(b"USER test@example.com\r\nPASS secret\r\n")
+        assert c.line() == b"+OK\r\n"
+        assert c.line() == reply
+        if limit < 2:
+            assert f"{limit} worker_connections are not enough" in p.wait_log("not enough")
     finally:
         p.stop()
