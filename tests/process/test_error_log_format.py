@@ -3,7 +3,6 @@ client text that cannot forge a log line."""
 
 from __future__ import annotations
 
-import base64
 import json
 import re
 import subprocess
@@ -108,17 +107,19 @@ def test_json_records_tags_and_filters(tmp_path):
 
 
 def test_client_text_cannot_forge_a_log_line(tmp_path):
+    """An IMAP login is a literal: it may hold CR LF, and it is in every log line of
+    the session."""
     port = free_port()
     auth = AuthServer(lambda req: fail_response())
     p = Proxy(tmp_path, f"mail {{ auth_http {auth.url}; server {{ listen 127.0.0.1:{port}; "
-                        f"protocol pop3; }} }}")
+                        f"protocol imap; }} }}")
     p.start()
     try:
         c = Client(port)
         c.line()
         forged = b"x\r\n2026/01/01 00:00:00 [alert] 1#1: forged"
-        c.send(b"AUTH PLAIN " + base64.b64encode(b"\0" + forged + b"\0pw") + b"\r\n")
-        c.line()
+        c.send(b"a LOGIN {%d+}\r\n" % len(forged) + forged + b" pw\r\n")
+        assert c.line() == b"a NO Invalid login or password\r\n"
         log = p.wait_log("client login failed")
         assert not any(line.startswith("2026/01/01") for line in log.splitlines())
         assert 'login: "x\\r\\n2026/01/01 00:00:00 [alert] 1#1: forged"' in log
