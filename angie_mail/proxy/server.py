@@ -96,7 +96,8 @@ class Runtime:
         """Stop accepting; wait for sessions to end (or the shutdown timeout)."""
         self.stop_accepting()
         deadline = None if not timeout_ms else self.loop.time() + timeout_ms / 1000.0
-        while self.connections:
+        # connections still in their PROXY header or TLS handshake become sessions too
+        while self.connections or self.pending:
             if deadline is not None and self.loop.time() >= deadline:
                 for c in list(self.connections):
                     c.shutdown()

@@ -516,3 +516,35 @@ def test_auth_and_backend_connections_count_against_worker_connections(tmp_path,
             assert f"{limit} worker_connections are not enough" in p.wait_log("not enough")
     finally:
         p.stop()
+
+
+def test_graceful_stop_completes_handshakes_in_progress(tmp_path, peers, pki):
+    """A client in the middle of its TLS handshake when QUIT comes gets its session, as
+    in nginx; the port refuses new connections meanwhile."""
+    import socket
+    from proxy.harness import client_ctx, tls_lines
+    auth, backend = peers
+    port = free_port()
+    lines = "".join(f"        {l}\n" for l in tls_lines(pki))
+    block = (f"mail {{\n    auth_http {auth.url};\n    server {{\n"
+             f"        listen 127.0.0.1:{port} ssl;\n        protocol pop3;\n{lines}    }}\n}}\n")
+    p = Proxy(tmp_path, block)
+    p.start()
+    try:
+        raw = socket.create_connection(("127.0.0.1", port), timeout=5)
+        p.wait_log("client connected")            # accepted: its handshake waits for us
+        p.signal(signal.SIGQUIT)
+        refused_within(port, 2)
+        s = client_ctx(pki).wrap_socket(raw)       # the handshake happens now
+        assert s.recv(100) == b"+OK POP3 ready\r\n"
+        s.sendall(b"USER test@example.com\r\nPASS secret\r\n")
+        data = b""
+        while data.count(b"\r\n") < 2:
+            data += s.recv(100)
+        assert data == b"+OK\r\n+OK pass ok\r\n"
+        s.sendall(b"QUIT\r\n")
+        s.recv(100)
+        s.close()
+        assert p.proc.wait(10) == 0
+    finally:
+        p.stop()
