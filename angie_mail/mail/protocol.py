@@ -29,7 +29,8 @@ The backend login machine (``BackendLogin``)::
     m.feed(data) -> (code, bytes)   # AGAIN; SEND (write these); LOGGED_IN (the reply
                                     # for the client); REFUSED (the failing reply, sent
                                     # verbatim with proxy_pass_error_message on; m.text
-                                    # is what the log quotes); TOO_LONG (the buffer)
+                                    # is what the log quotes); TOO_LONG (the buffer);
+                                    # ERROR (an error-log message: the login cannot go on)
     m.action                        # "sending user name to upstream"...: log context
     m.pending()                     # backend bytes after the login reply
 """
@@ -42,7 +43,7 @@ from typing import Callable, NamedTuple
 NEED, CONT, CLOSE, STARTTLS, AUTH = range(5)
 
 # BackendLogin.feed() codes
-AGAIN, SEND, LOGGED_IN, REFUSED, TOO_LONG = range(5)
+AGAIN, SEND, LOGGED_IN, REFUSED, TOO_LONG, ERROR = range(6)
 
 
 class MailProtocol(NamedTuple):

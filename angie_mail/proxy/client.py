@@ -16,7 +16,8 @@ import socket
 import struct
 
 from ..log import RANK, LogContext
-from ..mail.protocol import AUTH, CLOSE, CONT, LOGGED_IN, NEED, REFUSED, STARTTLS, TOO_LONG
+from ..mail.protocol import (AUTH, CLOSE, CONT, ERROR, LOGGED_IN, NEED, REFUSED, STARTTLS,
+                             TOO_LONG)
 from ..protocols import PROTOCOLS
 from . import auth_http
 from .relay import Backend
@@ -444,7 +445,10 @@ class ClientConnection(asyncio.Protocol):
         if result == LOGGED_IN:
             self.start_relay(data)
             return
-        if result == TOO_LONG:
+        if result == ERROR:
+            self.action = self.backend.login.action
+            self.log("error", data.decode("utf-8", "backslashreplace"))
+        elif result == TOO_LONG:
             self.log("error", 'upstream sent too long response line: "%s"'
                      % data.decode("utf-8", "backslashreplace"))
         elif result == REFUSED:

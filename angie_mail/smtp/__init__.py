@@ -1,0 +1,1 @@
+"""SMTP: the pre-authentication machine, the backend dialogue and the EHLO replies."""
