@@ -10,6 +10,7 @@ one untagged line, and everything received for it is what the client gets.
 from __future__ import annotations
 
 from ..mail.protocol import AGAIN, LOGGED_IN, REFUSED, SEND, TOO_LONG
+from ..mail.upstream import MORE, TOO_LONG as TOO_LONG_, read_reply
 
 START, LOGIN_SENT, USER_SENT, PASS_SENT, DONE, FAILED = range(6)
 
@@ -35,19 +36,14 @@ class ImapBackendLogin:
         return _ACTION.get(self.state, "")
 
     def feed(self, data: bytes):
-        buf = self.buf + data
-        limit = self.limit
-        rest = b""
-        if len(buf) > limit:
-            # Angie reads no more than its buffer holds: the rest waits in the socket
-            buf, rest = buf[:limit], buf[limit:]
-        if len(buf) < 4 or not buf.endswith(b"\r\n"):
-            if len(buf) >= limit:
-                self.state = FAILED
-                self.buf = b""
-                return TOO_LONG, buf
-            self.buf = buf + rest
+        status, buf, rest = read_reply(self.buf, data, self.limit)
+        if status == MORE:
+            self.buf = rest
             return AGAIN, b""
+        if status == TOO_LONG_:
+            self.state = FAILED
+            self.buf = b""
+            return TOO_LONG, buf
         state = self.state
         p = 0
         ok = False

@@ -8,6 +8,8 @@ reply to PASS is what the client gets as the answer to its own login command.
 
 from __future__ import annotations
 
+from ..mail.upstream import MORE, TOO_LONG as TOO_LONG_, read_reply
+
 GREETING, USER_SENT, PASS_SENT, DONE, FAILED = range(5)
 
 # feed() results
@@ -38,26 +40,15 @@ class Pop3BackendLogin:
         """(result, bytes): AGAIN (need more), SEND (write these bytes), LOGGED_IN
         (the PASS reply, to forward to the client), REFUSED (the failed reply, CRLF
         included), TOO_LONG (the buffered bytes)."""
-        buf = self.buf + data
-        limit = self.limit
-        if len(buf) > limit:
-            if buf[limit - 2:limit] != b"\r\n":
-                self.state = FAILED
-                self.buf = b""
-                return TOO_LONG, buf[:limit]
-            # the buffer ends with CRLF: that is the reply; what follows stays queued
-            reply, self.buf = buf[:limit], buf[limit:]
-        else:
-            if len(buf) < 4 or not buf.endswith(b"\r\n"):
-                if len(buf) == limit:
-                    self.state = FAILED
-                    self.buf = b""
-                    return TOO_LONG, buf
-                self.buf = buf
-                return AGAIN, b""
-            reply, self.buf = buf, b""
+        status, reply, self.buf = read_reply(self.buf, data, self.limit)
+        if status == MORE:
+            return AGAIN, b""
+        if status == TOO_LONG_:
+            self.state = FAILED
+            return TOO_LONG, reply
         if not reply.startswith(b"+OK"):
             self.state = FAILED
+            self.buf = b""
             self.text = reply[:-2]
             return REFUSED, reply
         state = self.state

@@ -13,6 +13,7 @@ import base64
 from typing import NamedTuple
 
 from ..mail.protocol import AGAIN, ERROR, LOGGED_IN, REFUSED, SEND, TOO_LONG
+from ..mail.upstream import MORE, TOO_LONG as TOO_LONG_, read_reply
 from .xtext import xtext
 
 (START, HELO, HELO_XCLIENT, HELO_FROM, HELO_AUTH, XCLIENT, XCLIENT_FROM, XCLIENT_HELO,
@@ -68,17 +69,14 @@ class SmtpBackendLogin:
         return _ACTION.get(self.state, "")
 
     def feed(self, data: bytes):
-        buf = self.buf + data
-        rest = b""
-        if len(buf) > self.limit:
-            buf, rest = buf[:self.limit], buf[self.limit:]
-        if len(buf) < 4 or not buf.endswith(b"\r\n") or not _complete(buf):
-            if len(buf) >= self.limit and not buf.endswith(b"\r\n"):
-                self.state = FAILED
-                self.buf = b""
-                return TOO_LONG, buf
-            self.buf = buf + rest
+        status, buf, rest = read_reply(self.buf, data, self.limit, _complete)
+        if status == MORE:
+            self.buf = rest
             return AGAIN, b""
+        if status == TOO_LONG_:
+            self.state = FAILED
+            self.buf = b""
+            return TOO_LONG, buf
         state = self.state
         expect = _EXPECT.get(state)
         if expect is not None and buf[:3] not in expect:
