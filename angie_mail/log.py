@@ -147,40 +147,33 @@ class _Target:
         return True
 
     def write(self, level: str, stamp: str, body: str):
+        """A line-format record: ``stamp [level] body`` in a file, ``body`` to syslog."""
         if self.sock is not None:
-            sev = SYSLOG_SEVERITY.get(self.severity or level, 3)
-            pri = self.facility * 8 + sev
-            host = socket.gethostname() + " " if self.hostname else ""
-            msg = f"<{pri}>{time.strftime('%b %e %H:%M:%S')} {host}{self.tag}: {body}"
-            try:
-                self.sock.sendto(msg.encode("utf-8", "backslashreplace"), self.addr)
-            except OSError:
-                pass
-            return
-        if self.fd is None:
-            return
-        line = f"{stamp} [{level}] {body}\n".encode("utf-8", "backslashreplace")
+            self._syslog_send(level, body)
+        elif self.fd is not None:
+            self._append(f"{stamp} [{level}] {body}\n")
+
+    def write_raw(self, level: str, record: str):
+        """A whole record (JSON): to the file, or as a syslog message."""
+        if self.sock is not None:
+            self._syslog_send(level, record)
+        elif self.fd is not None:
+            self._append(record + "\n")
+
+    def _syslog_send(self, level: str, text: str) -> None:
+        pri = self.facility * 8 + SYSLOG_SEVERITY.get(self.severity or level, 3)
+        host = socket.gethostname() + " " if self.hostname else ""
+        msg = f"<{pri}>{time.strftime('%b %e %H:%M:%S')} {host}{self.tag}: {text}"
         try:
-            os.write(self.fd, line)
+            self.sock.sendto(msg.encode("utf-8", "backslashreplace"), self.addr)
         except OSError:
             pass
 
-    def write_raw(self, record: str):
-        """A whole record (JSON): to the file, or as a syslog message."""
-        if self.sock is not None:
-            pri = self.facility * 8 + SYSLOG_SEVERITY.get(self.severity or "info", 6)
-            host = socket.gethostname() + " " if self.hostname else ""
-            msg = f"<{pri}>{time.strftime('%b %e %H:%M:%S')} {host}{self.tag}: {record}"
-            try:
-                self.sock.sendto(msg.encode("utf-8", "backslashreplace"), self.addr)
-            except OSError:
-                pass
-            return
-        if self.fd is not None:
-            try:
-                os.write(self.fd, (record + "\n").encode("utf-8", "backslashreplace"))
-            except OSError:
-                pass
+    def _append(self, line: str) -> None:
+        try:
+            os.write(self.fd, line.encode("utf-8", "backslashreplace"))
+        except OSError:
+            pass
 
     def close(self):
         if self.fd is not None and self.fd > 2:
@@ -286,8 +279,8 @@ class ErrorLog:
                 if t.filters and not t.admits(line, message, context, tags):
                     continue
                 if t.json:
-                    t.write_raw(_json_record(now, level, pid, tid, conn, message, err,
-                                             context, tags))
+                    t.write_raw(level, _json_record(now, level, pid, tid, conn, message,
+                                                    err, context, tags))
                     continue
             t.write(level, stamp, head + line)
 
