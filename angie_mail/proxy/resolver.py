@@ -71,12 +71,15 @@ class Resolver:
         addr = ipaddress.ip_address(ip)
         set_action("in resolving client address")
 
+        def failed(subject: str, rcode: int):
+            log("error", f"{subject} could not be resolved ({rcode}: "
+                         f"{codec.ERROR_TEXT.get(rcode, 'Unknown error')})")
+            done(UNAVAILABLE if rcode == codec.NXDOMAIN else TEMPUNAVAIL)
+
         def ptr_done(result):
             rcode, names = result
             if rcode:
-                log("error", f"{ip} could not be resolved ({rcode}: "
-                             f"{codec.ERROR_TEXT.get(rcode, 'Unknown error')})")
-                return done(UNAVAILABLE if rcode == codec.NXDOMAIN else TEMPUNAVAIL)
+                return failed(ip, rcode)
             name = names[0]
             if not codec.valid_host_name(name):
                 log("error", f'{ip} resolved to invalid host name "{name}"')
@@ -86,9 +89,7 @@ class Resolver:
             def forward_done(result):
                 rcode, addresses = result
                 if rcode:
-                    log("error", f'"{name}" could not be resolved ({rcode}: '
-                                 f"{codec.ERROR_TEXT.get(rcode, 'Unknown error')})")
-                    return done(UNAVAILABLE if rcode == codec.NXDOMAIN else TEMPUNAVAIL)
+                    return failed(f'"{name}"', rcode)
                 if any(a == addr for a in addresses):
                     return done(name)
                 return done(UNAVAILABLE)
