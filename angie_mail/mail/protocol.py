@@ -37,7 +37,7 @@ The backend login machine (``BackendLogin``)::
 
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
+from typing import Callable, NamedTuple, Optional
 
 # Session.step() codes
 NEED, CONT, CLOSE, STARTTLS, AUTH = range(5)
@@ -55,3 +55,5 @@ class MailProtocol(NamedTuple):
     cert_error: bytes            # client certificate failed verification
     no_cert: bytes               # ssl_verify_client on, no certificate
     password_methods: tuple      # methods whose client password can log in to the backend
+    # session -> (Client-Host or None, (helo, MAIL line, RCPT line) or None): SMTP's rows
+    auth_rows: Optional[Callable] = None

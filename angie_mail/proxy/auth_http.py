@@ -33,12 +33,14 @@ def escape(value: bytes) -> bytes:
 
 
 class AuthRequest:
-    """What one attempt sends; ``extra`` holds optional (name, value) lines in order
-    (Client-Host, Proxy-Protocol-*, Auth-SMTP-*, Auth-SSL-*)."""
+    """What one attempt sends.  ``extra`` holds the Proxy-Protocol-* lines,
+    ``client_host`` SMTP's Client-Host, ``smtp`` the (helo, MAIL line, RCPT line) of
+    SMTP's ``none`` flow, ``ssl`` the Auth-SSL-* lines: auth_http.md §3's order."""
     __slots__ = ("method", "login", "passwd", "salt", "protocol", "attempt", "client_ip",
-                 "extra")
+                 "extra", "client_host", "smtp", "ssl")
 
-    def __init__(self, method, login, passwd, salt, protocol, attempt, client_ip, extra=()):
+    def __init__(self, method, login, passwd, salt, protocol, attempt, client_ip, extra=(),
+                 client_host=None, smtp=None, ssl=()):
         self.method = method
         self.login = login
         self.passwd = passwd
@@ -47,6 +49,9 @@ class AuthRequest:
         self.attempt = attempt
         self.client_ip = client_ip
         self.extra = extra
+        self.client_host = client_host
+        self.smtp = smtp
+        self.ssl = ssl
 
 
 def build_request(auth_http, req: AuthRequest, headers=(), keepalive: bool = False) -> bytes:
@@ -63,7 +68,16 @@ def build_request(auth_http, req: AuthRequest, headers=(), keepalive: bool = Fal
     lines += [b"Auth-Protocol: ", req.protocol.encode(), b"\r\n",
               b"Auth-Login-Attempt: ", str(req.attempt).encode(), b"\r\n",
               b"Client-IP: ", req.client_ip.encode(), b"\r\n"]
+    if req.client_host is not None:
+        lines += [b"Client-Host: ", req.client_host, b"\r\n"]
     for name, value in req.extra:
+        if value:
+            lines += [name, b": ", value, b"\r\n"]
+    if req.smtp is not None:                     # present even when empty
+        helo, mail_from, rcpt_to = req.smtp
+        lines += [b"Auth-SMTP-Helo: ", helo, b"\r\nAuth-SMTP-From: ", mail_from,
+                  b"\r\nAuth-SMTP-To: ", rcpt_to, b"\r\n"]
+    for name, value in req.ssl:
         if value:
             lines += [name, b": ", value, b"\r\n"]
     for name, value in headers:

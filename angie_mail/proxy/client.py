@@ -303,11 +303,6 @@ class ClientConnection(asyncio.Protocol):
 
     def auth_request(self) -> auth_http.AuthRequest:
         s = self.session
-        return auth_http.AuthRequest(s.method, s.login, s.passwd, s.salt, self.proto.name,
-                                     s.attempt,
-                                     self.client_ip or "", self.auth_extra())
-
-    def auth_extra(self):
         extra = []
         ph = self.proxy_header
         if ph is not None and ph.src_addr is not None:
@@ -315,9 +310,10 @@ class ClientConnection(asyncio.Protocol):
                       (b"Proxy-Protocol-Port", str(ph.src_port).encode()),
                       (b"Proxy-Protocol-Server-Addr", ph.dst_addr.encode()),
                       (b"Proxy-Protocol-Server-Port", str(ph.dst_port).encode())]
-        if self.tls_info is not None:
-            extra += self.tls_info.auth_headers(self.server)
-        return extra
+        ssl = self.tls_info.auth_headers(self.server) if self.tls_info is not None else ()
+        host, smtp = self.proto.auth_rows(s) if self.proto.auth_rows else (None, None)
+        return auth_http.AuthRequest(s.method, s.login, s.passwd, s.salt, self.proto.name,
+                                     s.attempt, self.client_ip or "", extra, host, smtp, ssl)
 
     def start_auth_request(self):
         """Send the attempt's request (again, for a WAIT): on a fresh connection, or

@@ -67,3 +67,30 @@ def test_fast_path_agrees_on_any_bytes(data):
 ])
 def test_examples(data, result):
     assert outcome(parse_headers, data) == result
+
+
+def test_smtp_none_request_in_angies_order():
+    """auth_http.md §3 / smtp.md §11: Client-Host after Client-IP, then the PROXY rows,
+    the Auth-SMTP-* rows (Auth-SMTP-Helo even when empty), the Auth-SSL-* rows and the
+    configured headers."""
+    from angie_mail.proxy.auth_http import AuthRequest, build_request
+    req = AuthRequest("none", b"", b"", b"", "smtp", 1, "127.0.0.1",
+                      [(b"Proxy-Protocol-Addr", b"192.0.2.1")], b"[UNAVAILABLE]",
+                      (b"", b"MAIL FROM:<a@example.com> SIZE=10", b"rcpt  TO:<b@example.com>"),
+                      [(b"Auth-SSL", b"on")])
+    out = build_request(_auth_http(), req, (("X-Auth-Key", "k"),))
+    assert out == (b"GET /mail/auth HTTP/1.0\r\nHost: 127.0.0.1\r\nAuth-Method: none\r\n"
+                   b"Auth-User: \r\nAuth-Pass: \r\nAuth-Protocol: smtp\r\n"
+                   b"Auth-Login-Attempt: 1\r\nClient-IP: 127.0.0.1\r\n"
+                   b"Client-Host: [UNAVAILABLE]\r\nProxy-Protocol-Addr: 192.0.2.1\r\n"
+                   b"Auth-SMTP-Helo: \r\nAuth-SMTP-From: MAIL FROM:<a@example.com> SIZE=10\r\n"
+                   b"Auth-SMTP-To: rcpt  TO:<b@example.com>\r\nAuth-SSL: on\r\n"
+                   b"X-Auth-Key: k\r\n\r\n")
+
+
+def _auth_http():
+    from angie_mail.conf.analyze import analyze
+    from angie_mail.conf.parse import parse_string
+    r = analyze(parse_string("events {}\nmail { auth_http 127.0.0.1:8080/mail/auth; server {"
+                             " listen 127.0.0.1:25; protocol smtp; } }\n"), check_files=False)
+    return r.config.servers[0].auth_http
