@@ -169,7 +169,8 @@ class ImapSession:
             if out is not None:
                 return out
 
-    def auth_failed(self, text: bytes, wait: bool, sasl_challenge: bytes | None = None):
+    def auth_failed(self, text: bytes, wait: bool, sasl_challenge: bytes | None = None,
+                    error_code: bytes | None = None):
         """The auth server refused (after any Auth-Wait delay): ``<tag>NO <text>``,
         or first the Auth-Error-SASL challenge for XOAUTH2/OAUTHBEARER (§7.3)."""
         err = self.auth_tag + b"NO " + text + b"\r\n"

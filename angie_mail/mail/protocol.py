@@ -18,7 +18,8 @@ The pre-auth machine (``Session``)::
                              # AUTH: write out (b"" or a challenge), authenticate with
                              #   s.method / s.login / s.passwd / s.salt / s.attempt;
                              #   step() is not called again until the driver reports
-                             #   s.auth_failed(text, wait, sasl_challenge) -> (code, out)
+                             #   s.auth_failed(text, wait, sasl_challenge, error_code)
+                             #   -> (code, out) (Auth-Error-Code: SMTP's reply code)
                              #   or takes s.leftover() for the backend.
     s.pending()              # client bytes buffered and not yet consumed
     s.login                  # bytes, for the log context

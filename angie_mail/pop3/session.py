@@ -213,7 +213,8 @@ class Pop3Session:
 
     # --- outcomes of authentication (driver -> machine) ------------------------------
 
-    def auth_failed(self, text: bytes, wait: bool, sasl_challenge: bytes | None = None):
+    def auth_failed(self, text: bytes, wait: bool, sasl_challenge: bytes | None = None,
+                    error_code: bytes | None = None):
         """The auth server refused (after any Auth-Wait delay): what to send.
 
         Without Auth-Wait the connection closes after the reply.  With an

@@ -390,7 +390,8 @@ class ClientConnection(asyncio.Protocol):
         self.timer = None
         if self.phase == CLOSED:
             return
-        code, out = self.session.auth_failed(r.error.strip(b" "), r.wait, r.error_sasl)
+        code, out = self.session.auth_failed(r.error.strip(b" "), r.wait, r.error_sasl,
+                                             r.error_code)
         self.transport.write(out)
         if code == CLOSE:
             self.close_after_write()
