@@ -170,7 +170,8 @@ def refused_within(port, seconds=0.5) -> float:
         s = socket.socket()
         try:
             s.connect(("127.0.0.1", port))
-        except ConnectionRefusedError:
+        except (ConnectionRefusedError, ConnectionResetError):
+            # refused; or reset: queued on the listening socket just as it was closed
             return time.time() - t
         finally:
             s.close()
