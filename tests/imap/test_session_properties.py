@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hypothesis import given, settings, strategies as st
+from hypothesis import assume, given, settings, strategies as st
 
 from imap.helpers import AUTH, CLOSE, CONT, STARTTLS, new, talk
 
@@ -75,6 +75,9 @@ def test_quoted_and_literal_forms_give_the_same_credentials(user, passwd):
 
 @given(st.binary(min_size=6, max_size=40).filter(lambda b: b"\n" not in b and b"\r" not in b))
 def test_passwords_never_reach_the_log(secret):
+    # (a "secret" that is part of the commands' own words would be found anyway)
+    assume(secret.decode("utf-8", "backslashreplace") not in
+           'client sent too long command "a LOGIN user 1 AUTHENTICATE PLAIN\n***"')
     s, log = new("imap_client_buffer 128;")
     talk(s, b"a LOGIN user " + b"{%d+}\r\n" % len(secret) + secret + b"x" * 200)
     s2, log2 = new("imap_client_buffer 128;")

@@ -336,7 +336,8 @@ def test_daemon_detaches(tmp_path, peers):
                        capture_output=True, timeout=20)
     assert r.returncode == 0 and r.stderr == b""
     try:
-        assert wait_for(lambda: pid_path.exists())
+        # (the file is created, then written: wait for its number)
+        assert wait_for(lambda: pid_path.exists() and pid_path.read_text().strip())
         master = int(pid_path.read_text())
         c = Client(port)
         assert c.line() == b"+OK POP3 ready\r\n"

@@ -6,6 +6,7 @@ start it."""
 from __future__ import annotations
 
 import os
+import random
 import re
 import signal
 import socket
@@ -24,11 +25,40 @@ from oracle import MAIL_MODULE, NGINX
 POLL = 0.02
 
 
+def _port_band():
+    """Ports below the kernel's ephemeral range (which outgoing connections draw
+    from: a port found free there can be taken by a client's socket before the server
+    binds it), a band of its own for each test process."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            low = int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    n = int(worker[2:]) if worker[2:].isdigit() else 0
+    top = min(low, 32768)
+    size = (top - 10000) // 8
+    return 10000 + (n % 8) * size, 10000 + (n % 8 + 1) * size
+
+
+_BAND = _port_band()
+_NEXT = [random.randrange(*_BAND)]
+
+
 def free_port(host: str = "127.0.0.1") -> int:
+    """A port nothing listens on, for a server a test starts."""
     fam = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(fam, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
+    lo, hi = _BAND
+    for _ in range(hi - lo):
+        port = _NEXT[0]
+        _NEXT[0] = lo + (port + 1 - lo) % (hi - lo)
+        with socket.socket(fam, socket.SOCK_STREAM) as s:
+            try:
+                s.bind((host, port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port")
 
 
 class _Threaded(socketserver.ThreadingTCPServer):
