@@ -261,7 +261,6 @@ def worker_main(config, sockets, o, generation: int = 1) -> int:
         signal.signal(sig, signal.SIG_DFL)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)       # a worker does not reload
     signal.signal(signal.SIGWINCH, signal.SIG_IGN)
-    title.set_worker_title(generation)
     m = config.main
     if m.worker_rlimit_nofile:
         try:
@@ -297,6 +296,8 @@ def worker_main(config, sockets, o, generation: int = 1) -> int:
         except OSError as e:
             log.log("alert", f'chdir("{m.working_directory}") failed' + errno_suffix(e))
             return 2
+    # nginx names the process once ngx_worker_process_init has applied the settings
+    title.set_worker_title(generation)
     return run_loop(config, sockets, log, on_ready=_ready,
                     on_quit=lambda: title.set_worker_title(generation, shutting_down=True))
 
