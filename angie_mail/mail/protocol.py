@@ -58,3 +58,12 @@ class MailProtocol(NamedTuple):
     password_methods: tuple      # methods whose client password can log in to the backend
     # session -> (Client-Host or None, (helo, MAIL line, RCPT line) or None): SMTP's rows
     auth_rows: Optional[Callable] = None
+    # the auth server must send Auth-Pass for the other methods (POP3, IMAP); SMTP
+    # needs a password only for proxy_smtp_auth, and the backend machine says so
+    requires_password: bool = True
+    # the client's host name is resolved before the greeting (SMTP): the driver sets
+    # session.host, session.client_addr and session.client_ipv6
+    client_host: bool = False
+    # server -> ms to wait before the greeting; a client talking meanwhile gets
+    # session.rejected_before_greeting() and the connection closes (SMTP)
+    greeting_delay: Optional[Callable] = None

@@ -21,14 +21,7 @@ def load_for_run(o, startup: StartupLog):
         err = res.first_error
         startup.log(err.level, err.text())
         return None, conf
-    config = res.config
-    from ..protocols import PROTOCOLS
-    for srv in config.servers:
-        if srv.protocol not in PROTOCOLS:
-            startup.log("emerg", f'the "{srv.protocol}" protocol is not supported yet by '
-                                 f'angie-mail (server in {srv.pos.file}:{srv.pos.line})')
-            return None, conf
-    return config, conf
+    return res.config, conf
 
 
 def run(o) -> int:

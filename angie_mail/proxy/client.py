@@ -22,7 +22,7 @@ from ..protocols import PROTOCOLS
 from . import auth_http
 from .relay import Backend
 
-PREAUTH, AUTHENTICATING, LOGIN, RELAY, CLOSED, HANDSHAKE = range(6)
+PREAUTH, AUTHENTICATING, LOGIN, RELAY, CLOSED, HANDSHAKE, RESOLVING, DELAY = range(8)
 _MAX_PENDING = 64 * 1024          # pipelined pre-auth bytes kept before reading pauses
 INFO = RANK["info"]
 ETIMEDOUT = 110          # a timer's expiry is logged with it, as nginx does
@@ -154,11 +154,68 @@ class ClientConnection(asyncio.Protocol):
 
     def start_session(self):
         srv = self.server
+        proto = self.proto
+        self.session = s = proto.session(srv, tls=self.tls, log=self.session_log)
+        if proto.client_host:
+            self.phase = RESOLVING
+            ip = self.client_ip
+            unix = ip == "unix:"
+            s.client_addr = ip.encode() if ip else b""
+            s.client_ipv6 = not unix and ":" in ip
+            if srv.resolver is None:
+                s.host = b"[UNAVAILABLE]"
+            elif unix:
+                s.host = b"[TEMPUNAVAIL]"
+            else:
+                # the client is not read meanwhile (smtp.md §2), nor is the time limited
+                # by ``timeout``: the pre-auth deadline starts at the greeting
+                self.pause()
+                self.rt.resolver_for(srv).client_host(
+                    ip, srv.resolver_timeout_ms / 1000.0, self.session_log,
+                    self._set_action, self._resolved)
+                return
+        self.greet()
+
+    def _set_action(self, action: str) -> None:
+        self.action = action
+
+    def _resolved(self, host: str) -> None:
+        if self.phase == CLOSED:
+            return
+        self.session.host = host.encode("ascii")
+        self.greet()
+
+    def greet(self):
+        srv = self.server
+        delay = self.proto.greeting_delay(srv) if self.proto.greeting_delay else 0
+        if delay:
+            # smtp_greeting_delay: a client that talks first is rejected (smtp.md §3)
+            self.phase = DELAY
+            self.action = "in delay pipelining state"
+            if self.session.pending():
+                return self.reject_before_greeting()
+            self.timer = self.rt.loop.call_later(delay / 1000.0, self.send_greeting)
+            self.resume()
+            return
+        self.send_greeting()
+
+    def reject_before_greeting(self):
+        self.cancel_timer()
+        self.transport.write(self.session.rejected_before_greeting())
+        self.close_after_write()
+
+    def send_greeting(self):
+        self.timer = None
+        if self.phase == CLOSED:
+            return
         self.phase = PREAUTH
-        self.session = self.proto.session(srv, tls=self.tls, log=self.session_log)
         self.transport.write(self.session.greeting())
         self.action = "in auth state"
-        self.arm_timer(srv.timeout_ms)
+        self.arm_timer(self.server.timeout_ms)
+        if not self.reading:
+            self.resume()
+        if self.session.pending():
+            self.process()
 
     # --- timers ---------------------------------------------------------------------------
 
@@ -191,7 +248,10 @@ class ClientConnection(asyncio.Protocol):
         if phase == PREAUTH:
             self.session.feed(data)
             self.process()
-        elif phase in (AUTHENTICATING, LOGIN):
+        elif phase == DELAY:
+            self.session.feed(data)
+            self.reject_before_greeting()
+        elif phase in (AUTHENTICATING, LOGIN, RESOLVING):
             # arrived before reading was paused: kept for the backend (pop3.md §8)
             self.session.feed(data)
 
@@ -290,9 +350,7 @@ class ClientConnection(asyncio.Protocol):
     def begin_auth(self):
         self.phase = AUTHENTICATING
         self.cancel_timer()
-        if self.reading:
-            self.transport.pause_reading()
-            self.reading = False
+        self.pause()
         self.action = "in http auth state"
         srv = self.server
         self.auth_request_bytes = auth_http.build_request(srv.auth_http, self.auth_request(),
@@ -369,12 +427,15 @@ class ClientConnection(asyncio.Protocol):
             return
         try:
             family, ip, port, name = auth_http.check_backend(
-                r, s.method in self.proto.password_methods)
+                r, s.method in self.proto.password_methods or
+                not self.proto.requires_password)
         except auth_http.ResponseError as e:
             self.log("error", f"auth http server {srv.auth_http.addr.text} {e}")
             return self.internal_error()
         login = r.user if r.user is not None else s.login
-        passwd = r.passwd if r.passwd is not None else s.passwd
+        # None: no password the backend could use (CRAM-MD5, EXTERNAL without Auth-Pass)
+        passwd = r.passwd if r.passwd is not None else (
+            s.passwd if s.method in self.proto.password_methods else None)
         if r.user is not None:
             self.login = r.user
         s.passwd = b""
@@ -515,6 +576,11 @@ class ClientConnection(asyncio.Protocol):
         self.rt.connections.discard(self)
 
     # --- closing ------------------------------------------------------------------------------
+
+    def pause(self):
+        if self.reading:
+            self.transport.pause_reading()
+            self.reading = False
 
     def resume(self):
         if not self.reading and self.phase != CLOSED:

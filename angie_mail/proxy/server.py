@@ -34,6 +34,7 @@ class Runtime:
         self._logs: dict = {}
         self._ssl: dict = {}
         self._auth_pools: dict = {}      # auth_http_keepalive: address -> AuthPool
+        self._resolvers: dict = {}       # id(conf.Resolver) -> (Resolver, its conf)
         self.poller = Poller(loop)       # the proxied sockets (poller.py)
 
     def over_limit(self) -> bool:
@@ -64,6 +65,21 @@ class Runtime:
     def close_auth_pools(self) -> None:
         for pool in self._auth_pools.values():
             pool.close()
+
+    def resolver_for(self, server):
+        """The Resolver of the server's ``resolver`` directive: servers that inherit one
+        directive share it, and its cache (smtp.md §2)."""
+        conf = server.resolver
+        r = self._resolvers.get(id(conf))
+        if r is None:
+            from .resolver import Resolver
+            r = self._resolvers[id(conf)] = (Resolver(self.loop, conf, self.main_log), conf)
+        return r[0]
+
+    def close_resolvers(self) -> None:
+        for r, _ in self._resolvers.values():
+            r.close()
+        self._resolvers.clear()
 
     def ssl_context(self, server):
         from .tls import context_for
@@ -104,6 +120,7 @@ class Runtime:
                 break
             await asyncio.sleep(0.05)
         self.close_auth_pools()
+        self.close_resolvers()
 
     def stop(self) -> None:
         """Close everything now."""
@@ -111,3 +128,4 @@ class Runtime:
         for c in list(self.connections):
             c.abort()
         self.close_auth_pools()
+        self.close_resolvers()

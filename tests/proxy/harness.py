@@ -395,6 +395,76 @@ class ImapBackend(ScriptedBackend):
         return tag + b" ERR unknown command\r\n"
 
 
+class SmtpBackend(ScriptedBackend):
+    """Angie's fake SMTP backend (smtp.md §18): greets ``220 fake esmtp server ready``,
+    answers ``250 hello ok`` (HELO/EHLO), ``220 xclient ok``, ``235 auth ok`` (AUTH),
+    ``250 mail from ok`` / ``250 rcpt to ok`` (``500 rcpt to error`` for an address
+    without ``@``), ``250 rset ok``, ``221 quit ok`` (then closes), ``211 <line>`` to
+    XPROXY (the PROXY header it read).  DATA: ``354``, the message up to the dot line
+    is kept in ``messages`` exactly as received (dot-stuffing included), ``250 data
+    ok``.  ``replies`` maps a command word to a scripted reply (None: close)."""
+
+    def __init__(self, greeting=b"220 fake esmtp server ready\r\n", replies=None):
+        self.replies = dict(replies or {})
+        self.messages: list = []
+        super().__init__(greeting)
+
+    def session(self, rfile, wfile):
+        proxy_line = b""
+        if self.proxy_protocol:
+            proxy_line = rfile.readline()
+            self.raw.append(proxy_line)
+            self.lines.append(proxy_line.rstrip(b"\r\n"))
+        if self.greeting is None:
+            return
+        wfile.write(self.greeting)
+        wfile.flush()
+        while True:
+            line = rfile.readline()
+            if not line:
+                return
+            self.raw.append(line)
+            self.lines.append(line.rstrip(b"\r\n"))
+            word = line.split(b" ", 1)[0].rstrip(b"\r\n").upper()
+            if word in self.replies:
+                out = self.replies[word]
+            elif word in (b"HELO", b"EHLO"):
+                out = b"250 hello ok\r\n"
+            elif word == b"XCLIENT":
+                out = b"220 xclient ok\r\n"
+            elif word == b"AUTH":
+                out = b"235 auth ok\r\n"
+            elif word == b"MAIL":
+                out = b"250 mail from ok\r\n"
+            elif word == b"RCPT":
+                out = b"250 rcpt to ok\r\n" if b"@" in line else b"500 rcpt to error\r\n"
+            elif word == b"RSET":
+                out = b"250 rset ok\r\n"
+            elif word == b"XPROXY":
+                out = b"211 " + proxy_line
+            elif word == b"DATA":
+                wfile.write(b"354 go ahead\r\n")
+                wfile.flush()
+                msg = bytearray()
+                while True:
+                    l = rfile.readline()
+                    if not l or l == b".\r\n":
+                        break
+                    msg += l
+                self.messages.append(bytes(msg))
+                out = b"250 data ok\r\n"
+            elif word == b"QUIT":
+                wfile.write(b"221 quit ok\r\n")
+                wfile.flush()
+                return
+            else:
+                out = b"500 unknown command\r\n"
+            if out is None:
+                return
+            wfile.write(out)
+            wfile.flush()
+
+
 # --- angie-mail ------------------------------------------------------------------------------
 
 class ForegroundServer:

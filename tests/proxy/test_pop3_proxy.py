@@ -415,18 +415,21 @@ def test_server_chosen_by_local_address(auth, start_proxy):
     assert Client(port, "127.0.0.2").line().endswith(b"@two>\r\n")
 
 
-def test_smtp_server_refuses_to_start(tmp_path, auth):
+def test_pop3_imap_and_smtp_servers_in_one_configuration(tmp_path, auth):
+    """Every mail protocol of Angie is served: a configuration with all three starts."""
     from proxy.harness import Proxy
-    port = free_port()
-    p = Proxy(tmp_path, f"mail {{ auth_http {auth.url}; server {{ listen 127.0.0.1:{port}; "
-                        f"protocol smtp; }} }}")
-    p.start(wait=False)
-    p.proc.wait(10)
-    err = p.proc.stderr.read().decode()
-    p.stop()
-    assert p.proc.returncode == 1
-    assert f'[emerg] the "smtp" protocol is not supported yet by angie-mail (server in ' \
-           f'{p.conf}:7)' in err
+    ports = [free_port() for _ in range(3)]
+    p = Proxy(tmp_path, f"mail {{ auth_http {auth.url}; server_name proxyhost;\n"
+                        + "".join(f"server {{ listen 127.0.0.1:{port}; protocol {proto}; }}\n"
+                                  for port, proto in zip(ports, ("pop3", "imap", "smtp")))
+                        + "}")
+    p.start()
+    try:
+        assert Client(ports[0]).line() == b"+OK POP3 ready\r\n"
+        assert Client(ports[1]).line() == b"* OK IMAP4 ready\r\n"
+        assert Client(ports[2]).line() == b"220 proxyhost ESMTP ready\r\n"
+    finally:
+        p.stop()
 
 
 def test_busy_port_is_a_clean_emerg(tmp_path, auth):
