@@ -96,14 +96,16 @@ def mask(buf: bytes, continuation: int = 0) -> bytes:
     for line in buf.split(b"\n"):
         if secret:
             secret -= 1
-            out.append(b"***" if line.rstrip(b"\r") else line)
+            out.append((b"***\r" if line[-1:] == b"\r" else b"***")
+                       if line.rstrip(b"\r") else line)
             continue
         words = [w for w in line.rstrip(b"\r").split(b" ") if w]
         if words and words[0].upper() == b"AUTH" and line[:1] != b" ":
             if len(words) > 1:
                 mech = words[1].upper()
                 head = line[:line.find(words[1]) + len(words[1])]
-                out.append(head + (b" ***" if len(words) > 2 else b""))
+                out.append(head + (b" ***" if len(words) > 2 else b"")
+                           + (b"\r" if line[-1:] == b"\r" else b""))
                 secret = _FOLLOWING.get((mech, len(words) > 2), 0)
                 continue
         out.append(line)
