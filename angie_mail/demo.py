@@ -6,11 +6,17 @@ mailbox backend on loopback.
                print(m.pass_('secret')); print(m.list())"
     python -c "import imaplib; m = imaplib.IMAP4('127.0.0.1', 1143); \\
                print(m.login('alice', 'secret')); m.select(); print(m.fetch('1', 'BODY[]'))"
+    python -c "import smtplib; s = smtplib.SMTP('127.0.0.1', 1587); \\
+               s.login('alice', 'secret'); print(s.sendmail('alice@example.test', \\
+               ['bob@example.test'], 'Subject: hi\\r\\n\\nhello\\r\\n'))"
 
 Users: alice/secret and bob/secret (two messages each).  The auth responder on
 127.0.0.1:18080 answers as an auth_http server does (wrong passwords get
 ``Auth-Status: Invalid login or password`` with ``Auth-Wait: 1``); the backends on
-127.0.0.1:18110 (POP3) and 127.0.0.1:18143 (IMAP) are minimal in-memory mail servers.
+127.0.0.1:18110 (POP3), 127.0.0.1:18143 (IMAP) and 127.0.0.1:18025 (SMTP: it prints
+what it receives) are minimal in-memory mail servers.  SMTP is served twice: as a
+submission server on 1587 (AUTH) and as an MX front end on 1025 (``smtp_auth none``:
+any sender, recipients @example.test only).
 Ctrl-C stops everything.
 """
 
@@ -26,6 +32,7 @@ import sys
 AUTH_PORT = 18080
 BACKEND_PORT = 18110
 IMAP_BACKEND_PORT = 18143
+SMTP_BACKEND_PORT = 18025
 USERS = {b"alice": b"secret", b"bob": b"secret"}
 
 
@@ -52,12 +59,21 @@ async def auth_responder(reader, writer):
     elif method == b"cram-md5":        # what curl and most clients pick when offered
         ok = good is not None and hmac.compare_digest(
             password, hmac.new(good, salt, hashlib.md5).hexdigest().encode())
+    elif method == b"none":            # the MX front end: the recipient decides
+        ok = fields.get(b"Auth-SMTP-To", b"").lower().rstrip(b"> ").endswith(
+            b"@example.test")
+        good = b""
     else:
         ok = False
     if ok:
-        port = IMAP_BACKEND_PORT if fields.get(b"Auth-Protocol") == b"imap" else BACKEND_PORT
+        port = {b"imap": IMAP_BACKEND_PORT, b"smtp": SMTP_BACKEND_PORT}.get(
+            fields.get(b"Auth-Protocol"), BACKEND_PORT)
         resp = (b"HTTP/1.0 200 OK\r\nAuth-Status: OK\r\nAuth-Server: 127.0.0.1\r\n"
-                b"Auth-Port: %d\r\nAuth-Pass: %s\r\n\r\n" % (port, good))
+                b"Auth-Port: %d\r\n" % port
+                + (b"Auth-Pass: %s\r\n" % good if good else b"") + b"\r\n")
+    elif method == b"none":
+        resp = (b"HTTP/1.0 200 OK\r\nAuth-Status: relay access denied\r\n"
+                b"Auth-Error-Code: 550 5.7.1\r\nAuth-Wait: 0\r\n\r\n")
     else:
         resp = (b"HTTP/1.0 200 OK\r\nAuth-Status: Invalid login or password\r\n"
                 b"Auth-Wait: 1\r\n\r\n")
@@ -180,14 +196,57 @@ async def imap_backend(reader, writer):
     writer.close()
 
 
+async def smtp_backend(reader, writer):
+    """A minimal SMTP server: what the proxy says before the relay (EHLO, XCLIENT, the
+    client's EHLO, MAIL, RCPT), then DATA, printed as it arrived."""
+    writer.write(b"220 demo smtp ready\r\n")
+    rcpts = []
+    while True:
+        line = await reader.readline()
+        if not line:
+            break
+        word = line.split(b" ", 1)[0].strip().upper()
+        if word in (b"EHLO", b"HELO"):
+            out = b"250 demo hello\r\n"
+        elif word == b"XCLIENT":
+            print(f"demo smtp: {line.strip().decode(errors='replace')}", flush=True)
+            out = b"220 demo xclient ok\r\n"
+        elif word == b"RCPT":
+            rcpts.append(line.strip()[8:].decode(errors="replace"))
+            out = b"250 2.1.5 ok\r\n"
+        elif word == b"DATA":
+            writer.write(b"354 go ahead\r\n")
+            await writer.drain()
+            size = 0
+            while True:
+                l = await reader.readline()
+                if not l or l == b".\r\n":
+                    break
+                size += len(l)
+            print(f"demo smtp: a message of {size} bytes for {', '.join(rcpts)}", flush=True)
+            rcpts = []
+            out = b"250 2.0.0 delivered to the demo\r\n"
+        elif word == b"QUIT":
+            writer.write(b"221 2.0.0 bye\r\n")
+            break
+        else:
+            out = b"250 2.0.0 ok\r\n"
+        writer.write(out)
+        await writer.drain()
+    await writer.drain()
+    writer.close()
+
+
 async def main(conf: str) -> int:
     a = await asyncio.start_server(auth_responder, "127.0.0.1", AUTH_PORT)
     b = await asyncio.start_server(backend, "127.0.0.1", BACKEND_PORT)
     i = await asyncio.start_server(imap_backend, "127.0.0.1", IMAP_BACKEND_PORT)
+    m = await asyncio.start_server(smtp_backend, "127.0.0.1", SMTP_BACKEND_PORT)
     proxy = await asyncio.create_subprocess_exec(sys.executable, "-m", "angie_mail",
                                                  "-c", conf)
     print(f"demo: auth_http on 127.0.0.1:{AUTH_PORT}, backends on 127.0.0.1:{BACKEND_PORT} "
-          f"(POP3) and 127.0.0.1:{IMAP_BACKEND_PORT} (IMAP), "
+          f"(POP3), 127.0.0.1:{IMAP_BACKEND_PORT} (IMAP) and 127.0.0.1:{SMTP_BACKEND_PORT} "
+          f"(SMTP), "
           f"angie-mail -c {conf} (pid {proxy.pid}); users alice/secret, bob/secret",
           flush=True)
     loop = asyncio.get_running_loop()
@@ -202,6 +261,7 @@ async def main(conf: str) -> int:
     a.close()
     b.close()
     i.close()
+    m.close()
     return proxy.returncode or 0
 
 

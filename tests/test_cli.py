@@ -157,6 +157,32 @@ def test_lint_warnings_and_fail_on(tmp_path):
     assert cli("lint", "--fail-on", "error", conf)[0] == 0
 
 
+def test_lint_warns_when_starttls_only_lets_mail_in_clear_text(tmp_path):
+    """smtp.md §6/§17: starttls only refuses AUTH alone; with smtp_auth none an MX
+    accepts mail without TLS."""
+    conf = write(tmp_path, """events {}
+mail {
+    auth_http 127.0.0.1:9000/auth;
+    server {
+        listen 0.0.0.0:25;
+        listen 127.0.0.1:2525;
+        protocol smtp;
+        smtp_auth none;
+        ssl_certificate a.crt;
+        ssl_certificate_key a.key;
+        starttls only;
+    }
+}
+""")
+    rc, out, err = cli("lint", conf)
+    assert rc == 1
+    assert out.splitlines() == [
+        f"{conf}:11:9: warning: starttls only does not cover MAIL and RCPT: with smtp_auth "
+        f"none, mail is accepted in clear text on 0.0.0.0:25 [smtp-mail-without-tls]"]
+    conf = write(tmp_path, open(conf).read().replace("smtp_auth none;", "smtp_auth plain;"))
+    assert cli("lint", conf) == (0, "", "")
+
+
 def test_lint_json_and_sarif(tmp_path):
     conf = write(tmp_path, BAD)
     rc, out, err = cli("lint", "--format", "json", conf)

@@ -100,3 +100,22 @@ def test_curl_imap(demo):
                        capture_output=True, text=True, timeout=30)
     assert r.returncode == 0, r.stderr
     assert "came through angie-mail" in r.stdout
+
+
+def test_smtp_submission_and_mx(demo):
+    import smtplib
+    s = smtplib.SMTP("127.0.0.1", 1587, timeout=5)
+    s.ehlo("client.example")
+    assert s.esmtp_features["auth"].split() == ["PLAIN", "LOGIN", "CRAM-MD5"]
+    s.login("alice", "secret")
+    assert s.sendmail("alice@example.test", ["bob@example.test"],
+                      b"Subject: hi\r\n\r\nhello\r\n") == {}
+    s.quit()
+    s = smtplib.SMTP("127.0.0.1", 1025, timeout=5)
+    assert s.sendmail("someone@elsewhere.example", ["bob@example.test"],
+                      b"Subject: mx\r\n\r\nhello\r\n") == {}
+    s.quit()
+    s = smtplib.SMTP("127.0.0.1", 1025, timeout=5)
+    with pytest.raises(smtplib.SMTPRecipientsRefused) as e:
+        s.sendmail("someone@elsewhere.example", ["x@elsewhere.example"], b"x\r\n")
+    assert e.value.recipients["x@elsewhere.example"] == (550, b"5.7.1 relay access denied")

@@ -10,7 +10,10 @@ They look at the merged servers and never change the ``-t`` verdict:
   request carries the client's password);
 * ``duplicate-server-name``: two servers set the same ``server_name`` for the same
   protocol (mail picks servers by address, so one of them is probably a copy);
-* ``weak-tls-protocol``: a TLS server allows SSLv2/SSLv3/TLSv1/TLSv1.1.
+* ``weak-tls-protocol``: a TLS server allows SSLv2/SSLv3/TLSv1/TLSv1.1;
+* ``smtp-mail-without-tls``: an SMTP server with ``starttls only`` and ``smtp_auth none``
+  on a non-loopback listener without ``ssl``: ``starttls only`` refuses only AUTH, so
+  mail is accepted in clear text (Angie's MX semantics).
 """
 
 from __future__ import annotations
@@ -88,6 +91,15 @@ def check(config, servers_levels, mail_level) -> list:
                     f'{first.file}:{first.end_line})', "duplicate-server-name", st))
             else:
                 names[key] = st
+        if proto == "smtp" and srv.starttls == "only" and "none" in srv.smtp_auth:
+            st = _stmt_of("starttls", lv, mail_level)
+            for l in srv.listens:
+                if l.ssl or _loopback(l.addr):
+                    continue
+                out.append(_finding(
+                    f"starttls only does not cover MAIL and RCPT: with smtp_auth none, mail "
+                    f"is accepted in clear text on {l.text}", "smtp-mail-without-tls", st,
+                    file=l.pos.file, line=l.pos.line))
         if srv.ssl:
             weak = [p for p in WEAK if p in srv.ssl_protocols]
             if weak:
