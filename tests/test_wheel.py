@@ -50,7 +50,7 @@ def installed(tmp_path_factory):
 def test_wheel_checks_a_configuration(installed):
     exe, tmp = installed
     conf = tmp / "t.conf"
-    conf.write_text("events {}\nmail { server { listen 127.0.0.1:1110; protocol pop3; "
+    conf.write_text("events {}\nmail { server { listen 127.0.0.1:9110; protocol pop3; "
                     "auth_http 127.0.0.1:9/a; } }\n")
     r = subprocess.run([str(exe), "-t", "-c", str(conf)], capture_output=True, text=True,
                        timeout=60, cwd=str(tmp))

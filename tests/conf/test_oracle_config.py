@@ -50,7 +50,7 @@ _INCLUDES = {
     "inc_bad_line3.conf": b"timeout 5s;\n\nfoo_bad_directive;\n",
     "inc_unterminated.conf": b"timeout 5s;\nserver_name x",
     "inc_unbalanced.conf": b"timeout 5s;\n}\n",
-    "inc_server_block.conf": b"server {\n    listen 127.0.0.1:1143;\n    protocol imap;\n}\n",
+    "inc_server_block.conf": b"server {\n    listen 127.0.0.1:9143;\n    protocol imap;\n}\n",
     "inc_server_nolisten.conf": b"server {\n    protocol imap;\n}\n",
     "inc_dup_timeout.conf": b"timeout 1s;\n",
     # relative: resolved against the main file's directory, not this file's (so: missing)

@@ -188,7 +188,7 @@ def test_parsing_reads_and_writes_nothing_in_the_temp_directory(tmp_path):
     shared = tmp_path / "shared-tmp"
     shared.mkdir()
     conf = tmp_path / "mail.conf"
-    conf.write_text("mail { server { listen 127.0.0.1:1110; protocol pop3; } }\n")
+    conf.write_text("mail { server { listen 127.0.0.1:9110; protocol pop3; } }\n")
     # a planted file with every name a parser cache could take: it must not be opened
     code = (
         "import builtins, io, sys, tempfile\n"

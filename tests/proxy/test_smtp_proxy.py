@@ -560,3 +560,38 @@ def test_no_secret_in_the_log_at_debug(smtp_proxy, smtp_auth):
     log = p.wait_log("too long command")
     assert "hunter2" not in log
     assert B64(b"\0test@example.com\0hunter2hunter2").decode()[:20] not in log
+
+
+# --- PROXY protocol and realip ------------------------------------------------------------------
+
+def test_realip_address_goes_to_xclient_and_proxy_protocol_out(start_proxy, smtp_auth,
+                                                                smtp_backend):
+    port = free_port()
+    p, _ = start_proxy(("protocol smtp;", "server_name proxyhost;",
+                        "set_real_ip_from 127.0.0.1;", "proxy_protocol on;"), port=port,
+                       listen=f"listen 127.0.0.1:{port} proxy_protocol;",
+                       auth_url=smtp_auth.url)
+    smtp_backend.proxy_protocol = True
+    c = Client(port)
+    c.send(b"PROXY TCP6 2001:db8::5 2001:db8::1 40000 25\r\n")
+    assert c.line() == b"220 proxyhost ESMTP ready\r\n"
+    c.send(PLAIN_OK)
+    assert c.line() == b"235 2.0.0 OK\r\n"
+    assert smtp_auth.requests[0]["Client-IP"] == b"2001:db8::5"
+    assert smtp_backend.lines[0].startswith(b"PROXY TCP6 2001:db8::5 ")
+    assert smtp_backend.lines[2] == \
+        b"XCLIENT ADDR=IPV6:2001:db8::5 LOGIN=test@example.com NAME=[UNAVAILABLE]"
+    c.send(b"XPROXY\r\n")
+    assert c.line().startswith(b"211 PROXY TCP6 2001:db8::5 ")
+
+
+def test_backend_that_never_answers_times_out(smtp_proxy, smtp_backend):
+    smtp_backend.replies[b"XCLIENT"] = b""          # says nothing, keeps the connection
+    p, port = smtp_proxy("timeout 1s;")
+    c = greet(port)
+    c.send(PLAIN_OK)
+    t = time.monotonic()
+    assert c.line() == b"451 4.3.2 Internal server error\r\n"
+    assert 0.8 < time.monotonic() - t < 3
+    assert "upstream timed out (110: Connection timed out) while sending XCLIENT to " \
+           "upstream" in p.wait_log("upstream timed out")
