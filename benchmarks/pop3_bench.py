@@ -4,7 +4,7 @@
     python benchmarks/pop3_bench.py [--quick] [--rounds 3] [--no-auto] [--keepalive]
                                     [--json FILE] [--markdown FILE]
 
-Builds the load harness's C tools (benchmarks/pop3/.build/), then runs, alternately
+Builds the load harness's C tools (benchmarks/mail/.build/), then runs, alternately
 for --rounds rounds (nginx, angie-mail 1 worker, angie-mail auto, then again...):
 
   nginx           Debian nginx mail proxy, worker_processes 1 (the reference)
@@ -22,10 +22,10 @@ angie-mail's own figures without ratios.
 
 angie-mail is the `angie-mail` console script next to this Python (sys.executable),
 or `python -m angie_mail` when there is none; BENCH_CANDIDATE overrides it.  Every
-BENCH_* setting of benchmarks/pop3/run passes through the environment; --quick fills
+BENCH_* setting of benchmarks/mail/run passes through the environment; --quick fills
 in shorter defaults (W1/W4 5 s, W2 8 RETRs per session, W3 2,000 sessions) for
 settings that are not already set.  Exit status 0 only when every run was valid.
-See benchmarks/pop3/README.md.
+See benchmarks/mail/README.md.
 """
 
 from __future__ import annotations
@@ -39,8 +39,8 @@ import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-POP3 = os.path.join(HERE, "pop3")
-sys.path.insert(0, POP3)
+HARNESS = os.path.join(HERE, "mail")
+sys.path.insert(0, HARNESS)
 import benchlib as B  # noqa: E402
 
 QUICK = {"BENCH_W1_SECS": "5", "BENCH_W4_SECS": "5", "BENCH_W2_RETRS": "8", "BENCH_W3_SIZES": "2000"}
@@ -134,7 +134,7 @@ def main() -> int:
     ap.add_argument("--keepalive", action="store_true",
                     help="also run angie-mail with its auth_http_keepalive extension "
                          "(nginx, like Angie, opens an auth_http connection per login)")
-    ap.add_argument("--json", help="JSON-lines file for the run records (default: under benchmarks/pop3/.build/results/)")
+    ap.add_argument("--json", help="JSON-lines file for the run records (default: under benchmarks/mail/.build/results/)")
     ap.add_argument("--markdown", help="also write the headline table as Markdown to this file")
     a = ap.parse_args()
     if a.rounds < 1:
@@ -149,7 +149,7 @@ def main() -> int:
 
     for tool in ("make", os.environ.get("CC", "gcc")):
         if shutil.which(tool) is None:
-            print(f"pop3_bench: {tool} not found; run benchmarks/pop3/install-deps (as root)", file=sys.stderr)
+            print(f"pop3_bench: {tool} not found; run benchmarks/mail/install-deps (as root)", file=sys.stderr)
             return 2
     B.build()
     v = subprocess.run(env["BENCH_CANDIDATE"] + " -v", shell=True, capture_output=True, text=True)
@@ -166,7 +166,7 @@ def main() -> int:
     print(f"# pop3_bench: candidate {env['BENCH_CANDIDATE']} ({v.stdout.strip() or v.stderr.strip()})")
     if not have_nginx:
         print(f"# nginx {why}")
-        print("# -> no nginx reference in this run: auth_http is served by benchmarks/pop3/.build/authd and")
+        print("# -> no nginx reference in this run: auth_http is served by benchmarks/mail/.build/authd and")
         print("#    only angie-mail's own figures are reported (no ratios).")
     print(f"# kinds {' '.join(kinds)}, {a.rounds} round(s), alternating; settings: "
           + (" ".join(f"{k}={v!r}" for k, v in settings.items()) or "harness defaults"), flush=True)
@@ -174,13 +174,13 @@ def main() -> int:
     path = a.json or os.path.join(B.BUILD, "results", time.strftime("pop3-bench-%Y%m%d-%H%M%S.jsonl"))
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     if len(kinds) >= 2:
-        rc = subprocess.run([sys.executable, os.path.join(POP3, "compare"), *kinds, "--rounds", str(a.rounds),
+        rc = subprocess.run([sys.executable, os.path.join(HARNESS, "compare"), *kinds, "--rounds", str(a.rounds),
                              "--json", path], env=env).returncode
     else:
         rc = 0
         for rnd in range(1, a.rounds + 1):
             print(f"\n=== round {rnd}/{a.rounds}: {kinds[0]} ===", flush=True)
-            rc |= subprocess.run([sys.executable, os.path.join(POP3, "run"), kinds[0], "--json", path],
+            rc |= subprocess.run([sys.executable, os.path.join(HARNESS, "run"), kinds[0], "--json", path],
                                  env=env).returncode
     if not os.path.exists(path):
         print(f"pop3_bench: no run wrote a record to {path}", file=sys.stderr)
