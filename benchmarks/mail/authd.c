@@ -2,16 +2,20 @@
  * only when nginx (which normally serves the auth endpoint) is not installed.
  *
  * For every request it reads the header block (up to 8 KiB, ending in CRLF CRLF),
- * looks at the Auth-User header and answers, then closes the connection:
+ * looks at the Auth-Protocol and Auth-User headers and answers, then closes the
+ * connection:
  *
  *   HTTP/1.1 204 No Content
- *   Auth-Status: OK | Invalid login      (Invalid login when Auth-User starts with "bad")
+ *   Auth-Status: OK | Invalid login | Unexpected Auth-Protocol (expected PROTO)
  *   Auth-Server: 127.0.0.1
  *   Auth-Port: <backend port>
  *
- * which is what the nginx auth instance of the harness sends (its add_header lines).
+ * Invalid login when Auth-User starts with "bad"; the third answer when
+ * Auth-Protocol is missing or is not the run's protocol (-P, default pop3).
+ * That is what the nginx auth instance of the harness sends (its map and
+ * add_header lines).
  *
- *   authd -p PORT -b BACKEND_PORT
+ *   authd -p PORT -b BACKEND_PORT [-P pop3|imap|smtp]
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -36,8 +40,9 @@ struct conn {
 };
 
 static struct conn conns[MAXFD];
-static char resp_ok[256], resp_bad[256];
-static int resp_ok_len, resp_bad_len;
+static char resp_ok[256], resp_bad[256], resp_proto[256];
+static int resp_ok_len, resp_bad_len, resp_proto_len;
+static const char *proto = "pop3";
 
 static void drop(int ep, int fd)
 {
@@ -48,35 +53,58 @@ static void drop(int ep, int fd)
     close(fd);
 }
 
-/* 1 when the header block's Auth-User value starts with "bad" */
-static int is_bad(const char *req, int len)
+/* the value of header NAME (with its colon) in the header block, or NULL;
+ * *vlen is set to its length without trailing CR / blanks */
+static const char *header(const char *req, int len, const char *name, int *vlen)
 {
     const char *p = req, *end = req + len;
+    size_t nl = strlen(name);
     while (p < end) {
         const char *eol = memchr(p, '\n', (size_t)(end - p));
         if (!eol)
             break;
-        if (eol - p > 10 && strncasecmp(p, "Auth-User:", 10) == 0) {
-            const char *v = p + 10;
-            while (v < eol && (*v == ' ' || *v == '\t'))
+        if ((size_t)(eol - p) > nl && strncasecmp(p, name, nl) == 0) {
+            const char *v = p + nl, *e = eol;
+            while (v < e && (*v == ' ' || *v == '\t'))
                 v++;
-            return eol - v >= 3 && memcmp(v, "bad", 3) == 0;
+            while (e > v && (e[-1] == '\r' || e[-1] == ' ' || e[-1] == '\t'))
+                e--;
+            *vlen = (int)(e - v);
+            return v;
         }
         p = eol + 1;
     }
-    return 0;
+    return NULL;
+}
+
+/* the answer for one request: wrong or missing Auth-Protocol, bad* user, or OK */
+static void answer(int fd, const char *req, int len)
+{
+    int n;
+    const char *v = header(req, len, "Auth-Protocol:", &n);
+    if (!v || (size_t)n != strlen(proto) || memcmp(v, proto, (size_t)n) != 0) {
+        (void)!write(fd, resp_proto, (size_t)resp_proto_len);
+        return;
+    }
+    v = header(req, len, "Auth-User:", &n);
+    if (v && n >= 3 && memcmp(v, "bad", 3) == 0)
+        (void)!write(fd, resp_bad, (size_t)resp_bad_len);
+    else
+        (void)!write(fd, resp_ok, (size_t)resp_ok_len);
 }
 
 int main(int argc, char **argv)
 {
     int port = 17180, bport = 17110, c;
-    while ((c = getopt(argc, argv, "p:b:")) != -1) {
+    while ((c = getopt(argc, argv, "p:b:P:")) != -1) {
         if (c == 'p')
             port = atoi(optarg);
         else if (c == 'b')
             bport = atoi(optarg);
+        else if (c == 'P')
+            proto = optarg;
         else {
-            fprintf(stderr, "usage: %s -p PORT -b BACKEND_PORT\n", argv[0]);
+            fprintf(stderr, "usage: %s -p PORT -b BACKEND_PORT [-P pop3|imap|smtp]\n", argv[0]);
             return 2;
         }
     }
@@ -85,6 +113,9 @@ int main(int argc, char **argv)
                               "Auth-Status: %s\r\nAuth-Server: 127.0.0.1\r\nAuth-Port: %d\r\n\r\n";
     resp_ok_len = snprintf(resp_ok, sizeof resp_ok, fmt, "OK", bport);
     resp_bad_len = snprintf(resp_bad, sizeof resp_bad, fmt, "Invalid login", bport);
+    char why[96];
+    snprintf(why, sizeof why, "Unexpected Auth-Protocol (expected %s)", proto);
+    resp_proto_len = snprintf(resp_proto, sizeof resp_proto, fmt, why, bport);
 
     int ls = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
     int one = 1;
@@ -100,7 +131,7 @@ int main(int argc, char **argv)
     int ep = epoll_create1(0);
     struct epoll_event ev = {.events = EPOLLIN, .data.fd = ls};
     epoll_ctl(ep, EPOLL_CTL_ADD, ls, &ev);
-    fprintf(stderr, "authd: listening on 127.0.0.1:%d (backend port %d)\n", port, bport);
+    fprintf(stderr, "authd: listening on 127.0.0.1:%d (backend port %d, protocol %s)\n", port, bport, proto);
 
     struct epoll_event evs[256];
     char tmp[REQMAX];
@@ -154,10 +185,7 @@ int main(int argc, char **argv)
                 req = cn->buf;
                 len = cn->len;
             }
-            if (is_bad(req, len))
-                (void)!write(fd, resp_bad, (size_t)resp_bad_len);
-            else
-                (void)!write(fd, resp_ok, (size_t)resp_ok_len);
+            answer(fd, req, len);
             drop(ep, fd);
         }
     }
