@@ -18,9 +18,10 @@ from ..mail.protocol import AGAIN, LOGGED_IN, SEND
 from .netio import connect_error, first_send, start_connect
 from .poller import END_EVENTS, IN_EVENTS, OUT_EVENTS
 
-# reads from the backend take up to this much at a time (proxy_buffer bounds only the
-# login replies: the relay's chunking is invisible on the wire)
-READ_CHUNK = 256 * 1024
+# reads from the backend take no more than the room left under the client transport's
+# high-water mark (64 KB), so a client that does not read pins at most that much of the
+# proxy's memory (proxy_buffer bounds only the login replies: the relay's chunking is
+# invisible on the wire)
 # buffered client->backend bytes above which the client stops being read
 WRITE_HIGH = 1 << 20
 WRITE_LOW = 1 << 18
@@ -167,11 +168,22 @@ class Backend:
         self.resume_reading()
 
     def _on_relay_data(self):
-        write = self.client.transport.write
+        transport = self.client.transport
+        write = transport.write
+        buffered = transport.get_write_buffer_size
+        # one byte over the transport's high-water mark makes it pause_writing (and
+        # later resume_writing): never more is read than fits under the mark + 1
+        mark = transport.get_write_buffer_limits()[1] + 1
         recv = self.sock.recv
         for _ in range(16):
+            size = mark - buffered()
+            if size <= 0:
+                # the client is behind: its transport paused us, and says when it has
+                # drained (resume_writing); the backend's edge is remembered
+                self.reading = False
+                return
             try:
-                data = recv(READ_CHUNK)
+                data = recv(size)
             except (BlockingIOError, InterruptedError):
                 self.rready = False
                 return
@@ -181,7 +193,7 @@ class Backend:
                 self.rready = False
                 self.client.end_relay()
                 return
-            if len(data) < READ_CHUNK and not self.ended:
+            if len(data) < size and not self.ended:
                 self.rready = False      # drained: more input brings a new edge
                 write(data)
                 return

@@ -67,6 +67,10 @@ class TlsTransport(asyncio.Transport):
     def get_write_buffer_size(self):
         return self._engine.raw.get_write_buffer_size() if self._engine.raw else 0
 
+    def get_write_buffer_limits(self):
+        raw = self._engine.raw
+        return raw.get_write_buffer_limits() if raw else (16 * 1024, 64 * 1024)
+
     def get_extra_info(self, name, default=None):
         if name == "ssl_object":
             return self._engine.conn

@@ -288,7 +288,9 @@ class Session:
     def __init__(self, rt):
         self.rt = rt
         self.events = []
-        self.transport = types.SimpleNamespace(write=lambda d: self.events.append(d))
+        self.transport = types.SimpleNamespace(write=lambda d: self.events.append(d),
+                                               get_write_buffer_size=lambda: 0,
+                                               get_write_buffer_limits=lambda: (16384, 65536))
 
     def backend_connected(self):
         self.events.append("connected")
