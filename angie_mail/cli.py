@@ -177,13 +177,14 @@ def cmd_test(o: Options) -> int:
 
 def version_text(full: bool) -> str:
     import ssl
+    from .protocols import PROTOCOLS
     lines = [f"{PROG} version: {PROG}/{__version__}"]
     if full:
         lines += [
             f"built with Python {sys.version.split()[0]} ({ssl.OPENSSL_VERSION})",
             "TLS SNI support enabled",
             "dialects: angie-mail (default), angie, nginx (1.22)",
-            "mail protocols: pop3 (proxy); imap, smtp (configuration only)",
+            "mail protocols: " + ", ".join(sorted(PROTOCOLS)),
             "extensions (dialect angie-mail): pop3_client_buffer, auth_http_keepalive",
         ]
     return "\n".join(lines) + "\n"

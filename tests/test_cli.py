@@ -114,6 +114,7 @@ def test_version_and_help():
     assert rc == 0 and err.startswith("angie-mail version: angie-mail/")
     rc, out, err = cli("-V")
     assert rc == 0 and "dialects:" in err
+    assert "mail protocols: imap, pop3, smtp\n" in err
     rc, out, err = cli("-h")
     assert rc == 0 and "Usage:" in err
 
