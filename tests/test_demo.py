@@ -21,20 +21,27 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.fixture(scope="module")
-def demo():
+def demo(tmp_path_factory):
+    # the demo logs every session to its stderr: a file takes it all (a pipe nobody
+    # reads would fill up and stop the proxy)
+    out = open(tmp_path_factory.mktemp("demo") / "output", "w+b")
     proc = subprocess.Popen([sys.executable, "-m", "angie_mail.demo"], cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                            stdout=out, stderr=subprocess.STDOUT)
     try:
         deadline = time.time() + 15
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", 1110), timeout=1).close()
-                break
-            except OSError:
-                assert proc.poll() is None, proc.stderr.read().decode()
-                assert time.time() < deadline, "the demo did not start"
-                time.sleep(0.05)
+        for port in (1110, 1143, 1587, 1025):
+            while True:
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                    break
+                except OSError:
+                    out.seek(0)
+                    assert proc.poll() is None, out.read().decode(errors="replace")
+                    assert time.time() < deadline, "the demo did not start"
+                    time.sleep(0.05)
         yield proc
+        out.seek(0)
+        assert proc.poll() is None, out.read().decode(errors="replace")
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -42,8 +49,7 @@ def demo():
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-        proc.stdout.close()
-        proc.stderr.close()
+        out.close()
 
 
 def test_user_pass_and_apop(demo):
