@@ -13,6 +13,7 @@ The driver interface is angie_mail.mail.protocol's Session.
 from __future__ import annotations
 
 from ..mail import sasl
+from ..mail.buffer import ClientBuffer
 from ..mail.protocol import AUTH, CLOSE, CONT, NEED, STARTTLS
 
 GREETING = b"* OK IMAP4 ready\r\n"
@@ -74,7 +75,7 @@ def mask(buf: bytes) -> bytes:
     return b"\n".join(out)
 
 
-class ImapSession:
+class ImapSession(ClientBuffer):
     """One client's dialogue before authentication."""
 
     __slots__ = ("srv", "replies", "tls", "starttls", "buf", "extra", "pos", "limit",
@@ -123,30 +124,6 @@ class ImapSession:
 
     def greeting(self) -> bytes:
         return GREETING
-
-    def feed(self, data: bytes) -> None:
-        if self.extra:
-            self.extra += data
-        else:
-            self.extra = data
-        self._fill()
-
-    def _fill(self) -> None:
-        room = self.limit - len(self.buf)
-        if room > 0 and self.extra:
-            self.buf += self.extra[:room]
-            self.extra = self.extra[room:]
-
-    def pending(self) -> int:
-        return len(self.buf) - self.pos + len(self.extra)
-
-    def leftover(self) -> bytes:
-        """Client bytes after the authenticating line (sent to the backend)."""
-        out = bytes(self.buf[self.pos:]) + self.extra
-        self.buf = bytearray()
-        self.extra = b""
-        self.pos = 0
-        return out
 
     def tls_started(self) -> None:
         self.tls = True
@@ -384,9 +361,7 @@ class ImapSession:
             "utf-8", "backslashreplace"))
         tag = self.auth_tag if self.sasl.open else self.tag
         self.reset = bool(self.extra)
-        self.buf = bytearray()
-        self.extra = b""
-        self.pos = 0
+        self._drop_input()
         return CLOSE, (tag or b"* ") + BAD
 
     def _command_done(self) -> None:
@@ -399,10 +374,7 @@ class ImapSession:
             return
         self.tag = b""
         self.auth_tag = b""
-        if self.pos:
-            del self.buf[:self.pos]
-            self.pos = 0
-            self._fill()
+        self._compact()
 
     def _command(self):
         """Execute a parsed line: (code, bytes), or None to go on parsing."""
@@ -444,9 +416,7 @@ class ImapSession:
             if self.tls or self.starttls == "off":
                 return self._reply(tag + BAD)
             # what the client sent after STARTTLS is dropped (imap.md §9)
-            self.buf = bytearray()
-            self.extra = b""
-            self.pos = 0
+            self._drop_input()
             self._command_done()
             return STARTTLS, tag + OK
         if cmd == b"LOGIN":

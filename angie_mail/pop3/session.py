@@ -22,6 +22,7 @@ from __future__ import annotations
 import re
 
 from ..mail import sasl
+from ..mail.buffer import continuation_args
 from ..mail.sasl import make_salt
 
 # step() results
@@ -71,17 +72,8 @@ def parse_command(line: bytes):
 
 def parse_continuation(line: bytes):
     """Arguments of a SASL continuation line (not a command), or _BAD."""
-    if line.endswith(b"\r"):
-        line = line[:-1]
-    if b"\r" in line:
-        return _BAD
-    sp = line.find(b" ")
-    if sp < 0:
-        return [line]
-    args = [line[:sp]] + [a for a in line[sp + 1:].split(b" ") if a]
-    if len(args) > 3:
-        return _BAD
-    return args
+    args = continuation_args(line, 3)
+    return _BAD if args is None else args
 
 
 def _mask(line: bytes, continuation: bool) -> bytes:

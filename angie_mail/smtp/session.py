@@ -15,6 +15,7 @@ greeting, for the auth request and the backend's XCLIENT.
 from __future__ import annotations
 
 from ..mail import sasl
+from ..mail.buffer import ClientBuffer, continuation_args
 from ..mail.protocol import AUTH, CLOSE, CONT, NEED, STARTTLS
 from .capa import replies
 
@@ -72,19 +73,9 @@ def parse_command(line: bytes):
 
 
 def parse_continuation(line: bytes):
-    """The tokens of a SASL continuation line (an empty line or one starting with a
-    space has an empty first token), or _BAD."""
-    if line[-1:] == b"\r":
-        line = line[:-1]
-    if b"\r" in line:
-        return _BAD
-    sp = line.find(b" ")
-    if sp < 0:
-        return [line]
-    args = [line[:sp]] + [a for a in line[sp + 1:].split(b" ") if a]
-    if len(args) > MAX_ARGS:
-        return _BAD
-    return args
+    """The tokens of a SASL continuation line, or _BAD."""
+    args = continuation_args(line, MAX_ARGS)
+    return _BAD if args is None else args
 
 
 def mask(buf: bytes, continuation: int = 0) -> bytes:
@@ -123,7 +114,7 @@ def _nolog(level: str, message: str) -> None:
     pass
 
 
-class SmtpSession:
+class SmtpSession(ClientBuffer):
     """One client's dialogue before authentication."""
 
     __slots__ = ("srv", "replies", "tls", "starttls", "buf", "extra", "pos", "limit",
@@ -168,30 +159,6 @@ class SmtpSession:
 
     def greeting(self) -> bytes:
         return self.replies.greeting
-
-    def feed(self, data: bytes) -> None:
-        if self.extra:
-            self.extra += data
-        else:
-            self.extra = data
-        self._fill()
-
-    def _fill(self) -> None:
-        room = self.limit - len(self.buf)
-        if room > 0 and self.extra:
-            self.buf += self.extra[:room]
-            self.extra = self.extra[room:]
-
-    def pending(self) -> int:
-        return len(self.buf) - self.pos + len(self.extra)
-
-    def leftover(self) -> bytes:
-        """Client bytes after the line that started authentication (to the backend)."""
-        out = bytes(self.buf[self.pos:]) + self.extra
-        self.buf = bytearray()
-        self.extra = b""
-        self.pos = 0
-        return out
 
     def tls_started(self) -> None:
         self.tls = True
@@ -309,9 +276,7 @@ class SmtpSession:
         if self.tls or self.starttls == "off":
             return self._reply(INVALID)
         # bytes after STARTTLS are dropped (§6); helo and the stored lines are cleared
-        self.buf = bytearray()
-        self.extra = b""
-        self.pos = 0
+        self._drop_input()
         self.helo = self.mail_from = self.rcpt_to = b""
         return STARTTLS, START_TLS
 
@@ -350,14 +315,6 @@ class SmtpSession:
         self._compact()
         return CONT, out
 
-    def _compact(self) -> None:
-        """What follows the answered line moves to the buffer's start (Angie's per-command
-        compaction)."""
-        if self.pos:
-            del self.buf[:self.pos]
-            self.pos = 0
-            self._fill()
-
     def _authenticate(self, method: str):
         self.method = method
         self.attempt += 1
@@ -392,9 +349,7 @@ class SmtpSession:
         self.log("info", 'client sent too long command "%s"' % mask(
             bytes(self.buf), following).decode("utf-8", "backslashreplace"))
         self.reset = bool(self.extra)
-        self.buf = bytearray()
-        self.extra = b""
-        self.pos = 0
+        self._drop_input()
         return CLOSE, INVALID
 
 

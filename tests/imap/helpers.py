@@ -2,43 +2,19 @@
 
 from __future__ import annotations
 
-import functools
-
-from angie_mail.conf.analyze import analyze
-from angie_mail.conf.parse import parse_string
 from angie_mail.imap.session import ImapSession
 from angie_mail.mail.protocol import AUTH, CLOSE, CONT, NEED, STARTTLS
 from pop3.helpers import Log
+from session_helpers import resolved_server, talk
 
 __all__ = ["server", "new", "talk", "Log", "AUTH", "CLOSE", "CONT", "NEED", "STARTTLS"]
 
 
-@functools.lru_cache(maxsize=None)
 def server(*lines):
     """The resolved IMAP ``server {}`` with these directive lines."""
-    text = ("events {}\nmail {\n auth_http 127.0.0.1:9/a;\n server {\n"
-            " listen 127.0.0.1:143;\n protocol imap;\n"
-            + "".join(l + "\n" for l in lines) + " }\n}\n")
-    r = analyze(parse_string(text), hostname="mail.example.com", check_files=False)
-    assert r.ok, r.first_error
-    return r.config.servers[0]
+    return resolved_server("imap", 143, *lines)
 
 
 def new(*lines, tls=False):
     log = Log()
     return ImapSession(server(*lines), tls=tls, log=log), log
-
-
-def talk(s, data: bytes = b""):
-    """Feed ``data``; step until the machine waits: [(code, bytes)] of every step that
-    produced something, the last one included (NEED with b"" is left out)."""
-    if data:
-        s.feed(data)
-    out = []
-    while True:
-        code, reply = s.step()
-        if code == NEED:
-            return out
-        out.append((code, reply))
-        if code in (CLOSE, AUTH, STARTTLS):
-            return out

@@ -3,20 +3,12 @@ callback that records what the machine logs."""
 
 from __future__ import annotations
 
-import functools
-
-from angie_mail.conf.analyze import analyze
-from angie_mail.conf.parse import parse_string
+from session_helpers import resolved_server
 
 
-@functools.lru_cache(maxsize=None)
 def server(*lines):
     """The resolved ``server {}`` with these directive lines (hostname mail.example.com)."""
-    text = ("events {}\nmail {\n auth_http 127.0.0.1:9/a;\n server {\n"
-            " listen 127.0.0.1:110;\n" + "".join(l + "\n" for l in lines) + " }\n}\n")
-    r = analyze(parse_string(text), hostname="mail.example.com", check_files=False)
-    assert r.ok, r.first_error
-    return r.config.servers[0]
+    return resolved_server("pop3", 110, *lines)
 
 
 class Log:
