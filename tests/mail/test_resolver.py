@@ -13,7 +13,7 @@ from angie_mail.conf.model import Resolver as ResolverConf
 from angie_mail.conf.url import Addr
 from angie_mail.mail import dns as codec
 from angie_mail.proxy.resolver import TEMPUNAVAIL, UNAVAILABLE, Resolver
-from dns_server import DnsServer, reply, zone
+from dns_server import reply, zone
 
 PTR_LOCAL = "1.0.0.127.in-addr.arpa."
 
@@ -50,16 +50,8 @@ def run(servers, ip="127.0.0.1", timeout=2.0, ipv4=True, ipv6=True, valid=0, tim
 
 
 @pytest.fixture
-def servers():
-    made = []
-
-    def make(handler):
-        s = DnsServer(handler)
-        made.append(s)
-        return s
-    yield make
-    for s in made:
-        s.close()
+def servers(dns_servers):
+    return dns_servers
 
 
 def test_ptr_then_matching_forward_gives_the_name(servers):

@@ -410,11 +410,8 @@ class SmtpBackend(ScriptedBackend):
         super().__init__(greeting)
 
     def session(self, rfile, wfile):
-        proxy_line = b""
-        if self.proxy_protocol:
-            proxy_line = rfile.readline()
-            self.raw.append(proxy_line)
-            self.lines.append(proxy_line.rstrip(b"\r\n"))
+        self.read_proxy_header(rfile)
+        proxy_line = self.raw[-1] if self.proxy_protocol else b""
         if self.greeting is None:
             return
         wfile.write(self.greeting)

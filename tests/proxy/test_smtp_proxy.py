@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from dns_server import DnsServer, zone
+from dns_server import zone
 from proxy.harness import (AuthServer, Client, SmtpBackend, client_ctx, fail_response,
                            free_port, ok_response, tls_lines)
 
@@ -384,16 +384,8 @@ PTR_LOCAL = "1.0.0.127.in-addr.arpa."
 
 
 @pytest.fixture
-def dns():
-    made = []
-
-    def make(handler):
-        s = DnsServer(handler)
-        made.append(s)
-        return s
-    yield make
-    for s in made:
-        s.close()
+def dns(dns_servers):
+    return dns_servers
 
 
 def test_resolved_name_goes_to_client_host_and_xclient(smtp_proxy, smtp_backend, smtp_auth,
