@@ -185,7 +185,8 @@ def version_text(full: bool) -> str:
             "TLS SNI support enabled",
             "dialects: angie-mail (default), angie, nginx (1.22)",
             "mail protocols: " + ", ".join(sorted(PROTOCOLS)),
-            "extensions (dialect angie-mail): pop3_client_buffer, auth_http_keepalive",
+            "extensions (dialect angie-mail): pop3_client_buffer, auth_http_keepalive, "
+            "proxy_protocol v2",
         ]
     return "\n".join(lines) + "\n"
 

@@ -118,7 +118,7 @@ class Server(NamedTuple):
     proxy_pass_error_message: bool
     xclient: bool
     proxy_smtp_auth: bool
-    proxy_protocol: bool
+    proxy_protocol: int                # to the backend: 0 off, 1 v1, 2 v2 (angie-mail)
     # realip
     set_real_ip_from: tuple            # tuple[Cidr]
     # pop3 / imap / smtp

@@ -520,7 +520,9 @@ class ClientConnection(asyncio.Protocol):
         self.internal_error()
 
     def outbound_proxy_header(self) -> bytes:
-        from .proxy_protocol import outbound_header
+        from .proxy_protocol import outbound_header, outbound_header_v2
+        if self.server.proxy_protocol == 2:
+            return outbound_header_v2(self)
         return outbound_header(self)
 
     def start_relay(self, pass_reply: bytes):

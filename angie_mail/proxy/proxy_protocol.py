@@ -1,5 +1,6 @@
 """PROXY protocol: reading v1/v2 headers from clients, writing v1 to backends
-(ssl-realip-proxy.md §3–§4; ngx_proxy_protocol_read/_write)."""
+(ssl-realip-proxy.md §3–§4; ngx_proxy_protocol_read/_write), and v2 with the client's
+TLS facts (``proxy_protocol v2``, docs/proxy-protocol.md)."""
 
 from __future__ import annotations
 
@@ -121,3 +122,71 @@ def outbound_header(client) -> bytes:
     if fam == "TCP4" and ":" in lip:
         lip = lip[7:] if lip.startswith("::ffff:") else lip
     return f"PROXY {fam} {ip} {lip} {client.client_port} {local[1]}\r\n".encode()
+
+
+# PROXY v2 (haproxy's proxy-protocol.txt §2.2)
+_V2_PROXY = 0x21                 # version 2, command PROXY
+_AF_UNSPEC, _TCP4, _TCP6 = 0x00, 0x11, 0x21
+PP2_TYPE_AUTHORITY = 0x02        # the server name the client asked for (SNI)
+PP2_TYPE_SSL = 0x20
+PP2_SUBTYPE_SSL_VERSION = 0x21
+PP2_SUBTYPE_SSL_CN = 0x22
+PP2_SUBTYPE_SSL_CIPHER = 0x23
+PP2_CLIENT_SSL = 0x01
+PP2_CLIENT_CERT_CONN = 0x02
+
+
+def _tlv(kind: int, value: bytes) -> bytes:
+    return struct.pack("!BH", kind, len(value)) + value
+
+
+def _tls_tlvs(info) -> bytes:
+    """PP2_TYPE_SSL (client flags, verify result, version, cipher, the certificate's
+    CN) and PP2_TYPE_AUTHORITY (SNI), as HAProxy's send-proxy-v2-ssl-cn writes them."""
+    if info is None:
+        return b""
+    flags = PP2_CLIENT_SSL
+    subs = _tlv(PP2_SUBTYPE_SSL_VERSION, info.protocol.encode()) + \
+        _tlv(PP2_SUBTYPE_SSL_CIPHER, info.cipher.encode())
+    if info.cert is not None:
+        flags |= PP2_CLIENT_CERT_CONN
+        from cryptography.x509.oid import NameOID
+        cns = info.cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+        if cns:
+            subs += _tlv(PP2_SUBTYPE_SSL_CN, str(cns[0].value).encode("utf-8"))
+    # verify: 0 unless the client's certificate was checked and failed
+    verify = 1 if info.verify.startswith("FAILED") else 0
+    out = _tlv(PP2_TYPE_SSL, struct.pack("!BI", flags, verify) + subs)
+    if info.sni:
+        out += _tlv(PP2_TYPE_AUTHORITY, info.sni)
+    return out
+
+
+def _v6(ip: str) -> bytes:
+    if ":" in ip:
+        return ipaddress.IPv6Address(ip).packed
+    return ipaddress.IPv6Address("::ffff:" + ip).packed
+
+
+def outbound_header_v2(client) -> bytes:
+    """The binary v2 header for the backend: the (realip-substituted) client and our
+    address of the client connection, as v1 has them (AF_UNSPEC for a unix-socket
+    client), then the TLS TLVs when the client came over TLS."""
+    ip = client.client_ip
+    local = client.local
+    tlvs = _tls_tlvs(client.tls_info)
+    if ip is None or ip == "unix:" or not isinstance(local, tuple):
+        fam, addrs = _AF_UNSPEC, b""
+    else:
+        lip = local[0]
+        if lip.startswith("::ffff:") and "." in lip:
+            lip = lip[7:]
+        ports = struct.pack("!HH", client.client_port, local[1])
+        if ":" not in ip and ":" not in lip:
+            fam = _TCP4
+            addrs = ipaddress.IPv4Address(ip).packed + ipaddress.IPv4Address(lip).packed + ports
+        else:
+            fam = _TCP6
+            addrs = _v6(ip) + _v6(lip) + ports
+    body = addrs + tlvs
+    return V2_SIG + bytes((_V2_PROXY, fam)) + struct.pack("!H", len(body)) + body

@@ -299,13 +299,15 @@ def check_client_certificate(engine, mode: str):
 
 class TlsInfo:
     """The TLS facts auth_http reports (Auth-SSL-*), taken once after the handshake."""
-    __slots__ = ("protocol", "cipher", "verify", "cert")
+    __slots__ = ("protocol", "cipher", "verify", "cert", "sni")
 
-    def __init__(self, protocol: str, cipher: str, verify: str = "", cert=None):
+    def __init__(self, protocol: str, cipher: str, verify: str = "", cert=None,
+                 sni: bytes = b""):
         self.protocol = protocol
         self.cipher = cipher
         self.verify = verify
         self.cert = cert            # cryptography x509.Certificate or None
+        self.sni = sni              # the server name the client asked for (SNI)
 
     @classmethod
     def from_engine(cls, engine, verify_mode: str) -> "TlsInfo":
@@ -322,7 +324,7 @@ class TlsInfo:
             else:
                 verify = "SUCCESS"
         return cls(conn.get_protocol_version_name() or "", conn.get_cipher_name() or "",
-                   verify, cert)
+                   verify, cert, conn.get_servername() or b"")
 
     def auth_headers(self, server):
         out = [(b"Auth-SSL", b"on"), (b"Auth-SSL-Protocol", self.protocol.encode()),

@@ -228,9 +228,17 @@ def test_no_ssl_directive_in_angie():
     assert server_err("ssl on;") == 'unknown directive "ssl" in t.conf:6'
 
 
-def test_proxy_protocol_flag_only():
-    assert server_err("proxy_protocol v2;") == \
+@pytest.mark.parametrize("dialect", ["angie", "nginx"])
+def test_proxy_protocol_flag_only_in_angie_and_nginx(dialect):
+    assert server_err("proxy_protocol v2;", dialect=dialect) == \
         'invalid value "v2" in "proxy_protocol" directive, it must be "on" or "off" in t.conf:6'
+
+
+def test_proxy_protocol_v2_is_an_extension():
+    assert server("proxy_protocol v2;").proxy_protocol == 2
+    assert server("proxy_protocol on;").proxy_protocol == 1
+    assert server_err("proxy_protocol v3;") == \
+        'invalid value "v3" in "proxy_protocol" directive, it must be "on" or "off" in t.conf:6'
 
 
 @pytest.mark.parametrize("line,msg", [
