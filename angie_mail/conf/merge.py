@@ -21,7 +21,7 @@ from ..errors import ConfError
 from ..pop3.capa import pop3_replies
 from .level import Level
 from .modules.core import default_user
-from .model import Config, Events, Main, Pos, Server, SessionCache
+from .model import Config, Events, LogTarget, Main, Pos, Server, SessionCache
 from .registry import Ctx, Merge
 
 DEFAULT_PID = "logs/angie-mail.pid"        # under the prefix, as nginx's logs/nginx.pid
@@ -260,6 +260,7 @@ def _server(an, srv: Level, v: dict, main: Main) -> Server:
         ssl_trusted_certificate=v["ssl_trusted_certificate"],
         ssl_crl=v["ssl_crl"],
         ssl_conf_command=_tuple(v["ssl_conf_command"]),
+        login_events=v.get("login_events", ""),
         pop3=_pop3(pop3_auth, pop3_caps) if v["protocol"] == "pop3" else None,
         imap=_imap(v["imap_auth"], _tuple(v["imap_capabilities"]))
         if v["protocol"] == "imap" else None,
@@ -282,6 +283,8 @@ def _open_logs(an, main: Main, servers) -> None:
     targets = list(main.error_log)
     for s in servers:
         targets.extend(s.error_log)
+        if s.login_events:
+            targets.append(LogTarget(s.login_events))
     for t in targets:
         if t.target in seen or t.target == "stderr" or t.target.startswith(
                 ("syslog:", "memory:")):

@@ -156,6 +156,7 @@ class Server(NamedTuple):
     ssl_conf_command: tuple
     pop3: Optional[Pop3Replies] = None
     imap: Optional[ImapReplies] = None
+    login_events: str = ""             # the login events file ("": off)
 
 
 class Events(NamedTuple):

@@ -14,12 +14,14 @@ from __future__ import annotations
 import asyncio
 import socket
 import struct
+import time
 
 from ..log import RANK, LogContext
 from ..mail.protocol import (AUTH, CLOSE, CONT, ERROR, LOGGED_IN, NEED, REFUSED, STARTTLS,
                              TOO_LONG)
 from ..protocols import PROTOCOLS
 from . import auth_http
+from . import events as ev
 from .relay import Backend
 
 PREAUTH, AUTHENTICATING, LOGIN, RELAY, CLOSED, HANDSHAKE, RESOLVING, DELAY = range(8)
@@ -57,7 +59,8 @@ class ClientConnection(asyncio.Protocol):
                  "proxy_header", "task", "exchange", "last_activity", "relay_timer",
                  "relay_timeout", "conn_no", "family", "peer", "_local", "server", "errlog",
                  "client_ip", "client_port", "auth_request_bytes", "immediate_waits",
-                 "write_paused")
+                 "write_paused", "outcome", "reason", "bytes_in", "bytes_out", "started",
+                 "attempts", "events")
 
     def __init__(self, rt, lsock, conf=None, pre=None):
         self.rt = rt
@@ -82,6 +85,13 @@ class ClientConnection(asyncio.Protocol):
         self.last_activity = 0.0
         self.relay_timer = None
         self._local = None
+        # for the login events log (login_events): what became of the session
+        self.outcome = ev.CLOSED
+        self.reason = b""
+        self.bytes_in = 0              # relayed client -> backend
+        self.bytes_out = 0             # relayed backend -> client
+        self.attempts = 0
+        self.events = None
 
     # --- logging ------------------------------------------------------------------------
 
@@ -119,6 +129,9 @@ class ClientConnection(asyncio.Protocol):
         self.server = srv = self.conf.server
         self.proto = PROTOCOLS[srv.protocol]
         self.errlog = rt.log_for(srv)
+        if srv.login_events:
+            self.events = ev.writer(srv.login_events)
+            self.started = time.time()
         # a unix-socket client is "unix:" for auth_http, as nginx's addr_text
         if isinstance(peer, tuple):
             self.client_ip, self.client_port = peer[0], peer[1]
@@ -200,6 +213,7 @@ class ClientConnection(asyncio.Protocol):
         self.send_greeting()
 
     def reject_before_greeting(self):
+        self.outcome = ev.REJECTED
         self.cancel_timer()
         self.transport.write(self.session.rejected_before_greeting())
         self.close_after_write()
@@ -233,6 +247,7 @@ class ClientConnection(asyncio.Protocol):
         self.timer = None
         if self.phase in (PREAUTH, HANDSHAKE):
             self.log("info", "client timed out", ETIMEDOUT)
+            self.outcome = ev.TIMED_OUT
             self.abort()
         elif self.phase == AUTHENTICATING and self.task is not None:
             pass
@@ -243,6 +258,7 @@ class ClientConnection(asyncio.Protocol):
         phase = self.phase
         if phase == RELAY:
             self.backend.write(data)
+            self.bytes_in += len(data)
             self.last_activity = self.rt.loop.time()
             return
         if phase == PREAUTH:
@@ -353,6 +369,7 @@ class ClientConnection(asyncio.Protocol):
         self.pause()
         self.action = "in http auth state"
         srv = self.server
+        self.attempts = self.session.attempt
         self.auth_request_bytes = auth_http.build_request(srv.auth_http, self.auth_request(),
                                                           srv.auth_http_header,
                                                           srv.auth_http_keepalive > 0)
@@ -409,6 +426,8 @@ class ClientConnection(asyncio.Protocol):
             return self.internal_error()
         r = auth_http.interpret(headers, s.method)
         if r.error is not None:
+            self.outcome = ev.AUTH_FAILED
+            self.reason = r.error
             self.log("info", 'client login failed: "%s"'
                      % r.error.decode("utf-8", "backslashreplace"))
             if r.sleep:
@@ -503,6 +522,7 @@ class ClientConnection(asyncio.Protocol):
         if result == LOGGED_IN:
             self.start_relay(data)
             return
+        self.outcome = ev.ERROR
         if result == ERROR:
             self.action = self.backend.login.action
             self.log("error", data.decode("utf-8", "backslashreplace"))
@@ -529,6 +549,7 @@ class ClientConnection(asyncio.Protocol):
         srv = self.server
         backend = self.backend
         self.phase = RELAY
+        self.outcome = ev.LOGGED_IN
         self.action = ""
         self.log("info", "client logged in")
         self.action = "proxying"
@@ -537,9 +558,11 @@ class ClientConnection(asyncio.Protocol):
         rest = backend.login.pending()
         if rest:
             self.transport.write(rest)
+            self.bytes_out += len(rest)
         pending = self.session.leftover()
         if pending:
             backend.write(pending)
+            self.bytes_in += len(pending)
         self.session = _Done
         backend.start_relay()
         if self.write_paused:
@@ -576,6 +599,7 @@ class ClientConnection(asyncio.Protocol):
             self.backend.close()
         self.transport.close()
         self.rt.connections.discard(self)
+        self.finished()
 
     # --- closing ------------------------------------------------------------------------------
 
@@ -592,6 +616,7 @@ class ClientConnection(asyncio.Protocol):
     def internal_error(self):
         if self.phase == CLOSED:
             return
+        self.outcome = ev.ERROR
         self.transport.write(self.proto.internal_error)
         self.close_after_write()
 
@@ -626,6 +651,14 @@ class ClientConnection(asyncio.Protocol):
         if self.transport is not None:
             self.transport.abort() if abort else self.transport.close()
         self.rt.connections.discard(self)
+        self.finished()
+
+    def finished(self) -> None:
+        """The session is over: its line in the login events log, once."""
+        events = self.events
+        if events is not None:
+            self.events = None
+            events.write_raw("info", ev.record(self, time.time()))
 
     def eof_received(self):
         if self.phase == RELAY:
@@ -640,6 +673,7 @@ class ClientConnection(asyncio.Protocol):
             self.cancel_timer()
             if self.backend is not None:
                 self.backend.close()
+            self.finished()
         if self.task is not None and not self.task.done():
             self.task.cancel()
         if self.exchange is not None:

@@ -168,7 +168,8 @@ class Backend:
         self.resume_reading()
 
     def _on_relay_data(self):
-        transport = self.client.transport
+        client = self.client
+        transport = client.transport
         write = transport.write
         buffered = transport.get_write_buffer_size
         # one byte over the transport's high-water mark makes it pause_writing (and
@@ -193,6 +194,7 @@ class Backend:
                 self.rready = False
                 self.client.end_relay()
                 return
+            client.bytes_out += len(data)
             if len(data) < size and not self.ended:
                 self.rready = False      # drained: more input brings a new edge
                 write(data)

@@ -288,6 +288,7 @@ class Session:
     def __init__(self, rt):
         self.rt = rt
         self.events = []
+        self.bytes_out = 0
         self.transport = types.SimpleNamespace(write=lambda d: self.events.append(d),
                                                get_write_buffer_size=lambda: 0,
                                                get_write_buffer_limits=lambda: (16384, 65536))
