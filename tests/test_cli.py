@@ -115,6 +115,9 @@ def test_version_and_help():
     rc, out, err = cli("-V")
     assert rc == 0 and "dialects:" in err
     assert "mail protocols: imap, pop3, smtp\n" in err
+    # the OpenSSL that serves TLS and checks it at -t, not the one Python's ssl uses
+    from OpenSSL import SSL
+    assert SSL.OpenSSL_version(SSL.OPENSSL_VERSION).decode() in err
     rc, out, err = cli("-h")
     assert rc == 0 and "Usage:" in err
 
@@ -291,3 +294,24 @@ def test_t_missing_password_file_at_its_line(tmp_path, pki):
     rc, out, err = cli("-t", "-c", conf)
     assert err.splitlines()[0] == (f'angie-mail: [emerg] open() "{tmp_path}/none" failed '
                                    f'(2: No such file or directory) in {conf}:6')
+
+
+def test_cipher_list_checked_by_the_library_that_serves_tls(tmp_path):
+    import certs
+    pki = certs.make(str(tmp_path / "pki"))
+    conf = write(tmp_path, f"""events {{}}
+mail {{
+    auth_http 127.0.0.1:9/a;
+    ssl_ciphers FOO;
+    server {{
+        listen 127.0.0.1:9110 ssl;
+        protocol pop3;
+        ssl_certificate {pki['server_rsa_crt']};
+        ssl_certificate_key {pki['server_rsa_key']};
+    }}
+}}
+""")
+    rc, out, err = cli("-t", "-c", conf)
+    assert rc == 1
+    assert 'SSL_CTX_set_cipher_list("FOO") failed (SSL: error:0A0000B9:SSL routines::no ' \
+        'cipher match)' in err

@@ -121,9 +121,10 @@ PROTO_BY_NAME = {"TLSv1": ssl.TLSVersion.TLSv1, "TLSv1.1": ssl.TLSVersion.TLSv1_
 def check_tls_settings(v: dict):
     """(message, Pos or None) for a TLS setting that cannot be honoured, else None."""
     try:
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        ctx.set_ciphers(v["ssl_ciphers"])
-    except ssl.SSLError:
+        # the library that serves TLS checks the list (not Python's ssl module, which
+        # may be built on another OpenSSL)
+        SSL.Context(SSL.TLS_SERVER_METHOD).set_cipher_list(v["ssl_ciphers"].encode())
+    except SSL.Error:
         return (f'SSL_CTX_set_cipher_list("{v["ssl_ciphers"]}") failed '
                 f'(SSL: error:0A0000B9:SSL routines::no cipher match)', None)
     curve = v["ssl_ecdh_curve"]
