@@ -188,7 +188,7 @@ def version_text(full: bool) -> str:
             "dialects: angie-mail (default), angie, nginx (1.22)",
             "mail protocols: " + ", ".join(sorted(PROTOCOLS)),
             "extensions (dialect angie-mail): pop3_client_buffer, auth_http_keepalive, "
-            "proxy_protocol v2, login_events",
+            "proxy_protocol v2, login_events, metrics_listen",
         ]
     return "\n".join(lines) + "\n"
 

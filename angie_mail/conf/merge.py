@@ -261,6 +261,7 @@ def _server(an, srv: Level, v: dict, main: Main) -> Server:
         ssl_crl=v["ssl_crl"],
         ssl_conf_command=_tuple(v["ssl_conf_command"]),
         login_events=v.get("login_events", ""),
+        metrics_listen=v.get("metrics_listen"),
         pop3=_pop3(pop3_auth, pop3_caps) if v["protocol"] == "pop3" else None,
         imap=_imap(v["imap_auth"], _tuple(v["imap_capabilities"]))
         if v["protocol"] == "imap" else None,

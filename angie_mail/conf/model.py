@@ -157,6 +157,7 @@ class Server(NamedTuple):
     pop3: Optional[Pop3Replies] = None
     imap: Optional[ImapReplies] = None
     login_events: str = ""             # the login events file ("": off)
+    metrics_listen: Optional[tuple] = None   # (family, host, port) of the metrics endpoint
 
 
 class Events(NamedTuple):

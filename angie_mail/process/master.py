@@ -179,7 +179,13 @@ def run_loop(config, sockets, log: ErrorLog, on_ready=None, graceful_signal=None
                                                 signal.SIGQUIT, signal.SIGUSR1,
                                                 signal.SIGHUP, signal.SIGWINCH))
     try:
+        addr = next((s.metrics_listen for s in config.servers if s.metrics_listen), None)
+        if addr is not None:
+            from ..proxy import metrics
+            metrics.start_counting(metrics.make_dir())     # before the first accept
         loop.run_until_complete(rt.start(sockets))
+        if addr is not None:
+            rt.metrics_server = loop.run_until_complete(metrics.serve(loop, addr))
         if on_ready is not None:
             on_ready(rt)
         return loop.run_until_complete(done)
@@ -196,3 +202,5 @@ def run_loop(config, sockets, log: ErrorLog, on_ready=None, graceful_signal=None
         except Exception:
             pass
         loop.close()
+        from ..proxy import metrics
+        metrics.remove_dir()           # (only in the process that made it)

@@ -57,6 +57,9 @@ class Master:
             return 1
         if cfg.main.user is not None and os.geteuid() == 0:
             preload()                   # workers will not be able to import as that user
+        if any(s.metrics_listen for s in cfg.servers):
+            from ..proxy import metrics
+            metrics.make_dir(cfg.main.user)     # one directory for every worker's counts
         self.sockets = sockets
         for ls in sockets:
             os.set_inheritable(ls.sock.fileno(), True)
@@ -74,6 +77,8 @@ class Master:
             return self.loop()
         finally:
             pidfile.remove(cfg.main.pid, os.getpid())
+            from ..proxy import metrics
+            metrics.remove_dir()
 
     def worker_count(self, cfg) -> int:
         return max(cfg.main.worker_processes, 1)
@@ -173,6 +178,8 @@ class Master:
             gen = self.workers.pop(pid, None)
             if gen is None:
                 continue
+            from ..proxy import metrics
+            metrics.exited(pid)
             code = os.waitstatus_to_exitcode(status)
             # nginx's words and levels (ngx_process_get_status)
             if code < 0:

@@ -22,6 +22,7 @@ from ..mail.protocol import (AUTH, CLOSE, CONT, ERROR, LOGGED_IN, NEED, REFUSED,
 from ..protocols import PROTOCOLS
 from . import auth_http
 from . import events as ev
+from . import metrics as mx
 from .relay import Backend
 
 PREAUTH, AUTHENTICATING, LOGIN, RELAY, CLOSED, HANDSHAKE, RESOLVING, DELAY = range(8)
@@ -60,7 +61,7 @@ class ClientConnection(asyncio.Protocol):
                  "relay_timeout", "conn_no", "family", "peer", "_local", "server", "errlog",
                  "client_ip", "client_port", "auth_request_bytes", "immediate_waits",
                  "write_paused", "outcome", "reason", "bytes_in", "bytes_out", "started",
-                 "attempts", "events")
+                 "attempts", "events", "counted", "auth_started")
 
     def __init__(self, rt, lsock, conf=None, pre=None):
         self.rt = rt
@@ -92,6 +93,7 @@ class ClientConnection(asyncio.Protocol):
         self.bytes_out = 0             # relayed backend -> client
         self.attempts = 0
         self.events = None
+        self.counted = False           # in the metrics' current sessions
 
     # --- logging ------------------------------------------------------------------------
 
@@ -132,6 +134,9 @@ class ClientConnection(asyncio.Protocol):
         if srv.login_events:
             self.events = ev.writer(srv.login_events)
             self.started = time.time()
+        if mx.M is not None:
+            self.counted = True
+            mx.M.current.labels(srv.protocol, self.conf.addr_text).inc()
         # a unix-socket client is "unix:" for auth_http, as nginx's addr_text
         if isinstance(peer, tuple):
             self.client_ip, self.client_port = peer[0], peer[1]
@@ -400,6 +405,8 @@ class ClientConnection(asyncio.Protocol):
             if rt.over_limit():                 # no connection for the auth request
                 return self.internal_error()
         rt.auth_requests += 1
+        if self.counted:
+            self.auth_started = mx.now()
         self.exchange = auth_http.AuthExchange(self.rt.loop, self.rt.poller,
                                                self.auth_request_bytes,
                                                self.on_auth_response, pool)
@@ -407,6 +414,11 @@ class ClientConnection(asyncio.Protocol):
 
     def on_auth_response(self, headers, error):
         self._auth_over()
+        if self.counted:
+            addr = self.conf.addr_text
+            mx.M.auth_seconds.labels(addr).observe(mx.now() - self.auth_started)
+            if error is not None:
+                mx.M.auth_failures.labels(addr).inc()
         if self.phase == CLOSED:
             return
         srv = self.server
@@ -502,11 +514,15 @@ class ClientConnection(asyncio.Protocol):
         if self.phase != LOGIN:
             return
         self.log("info", "upstream timed out", ETIMEDOUT)
+        if self.counted:
+            mx.M.backend_failures.labels(self.server.protocol, self.conf.addr_text).inc()
         self.internal_error()
 
     def backend_failed(self, error: OSError):
         if self.phase != LOGIN:
             return
+        if self.counted:
+            mx.M.backend_failures.labels(self.server.protocol, self.conf.addr_text).inc()
         if error.errno:
             self.action = "connecting to upstream"
             self.log("error", f"connect() failed ({error.errno}: {error.strerror})")
@@ -523,6 +539,8 @@ class ClientConnection(asyncio.Protocol):
             self.start_relay(data)
             return
         self.outcome = ev.ERROR
+        if self.counted:
+            mx.M.backend_failures.labels(srv.protocol, self.conf.addr_text).inc()
         if result == ERROR:
             self.action = self.backend.login.action
             self.log("error", data.decode("utf-8", "backslashreplace"))
@@ -654,11 +672,21 @@ class ClientConnection(asyncio.Protocol):
         self.finished()
 
     def finished(self) -> None:
-        """The session is over: its line in the login events log, once."""
+        """The session is over: its line in the login events log and its metrics, once."""
         events = self.events
         if events is not None:
             self.events = None
             events.write_raw("info", ev.record(self, time.time()))
+        if self.counted:
+            self.counted = False
+            m = mx.M
+            labels = (self.server.protocol, self.conf.addr_text)
+            m.current.labels(*labels).dec()
+            m.sessions.labels(*labels, self.outcome).inc()
+            if self.bytes_in:
+                m.bytes.labels(*labels, "in").inc(self.bytes_in)
+            if self.bytes_out:
+                m.bytes.labels(*labels, "out").inc(self.bytes_out)
 
     def eof_received(self):
         if self.phase == RELAY:

@@ -115,6 +115,7 @@ class _Acceptor:
             conn = None                         # owned by the transport from here
             remaining = max(deadline - loop.time(), 0.001)
             ok = await asyncio.wait_for(asyncio.shield(engine.handshake), remaining)
+            tls_counted(conf, ok)
             if not ok:
                 log.log("info", "SSL handshake failed", pre.conn_no, ctx("SSL handshaking"),
                         tags=tags)
@@ -183,6 +184,13 @@ async def read_proxy_header(loop, conn: socket.socket):
     return header
 
 
+def tls_counted(conf, ok) -> None:
+    """A TLS handshake ended (metrics_listen)."""
+    from .metrics import M
+    if M is not None:
+        M.tls.labels(conf.addr_text, "ok" if ok else "failed").inc()
+
+
 async def starttls(client) -> bool:
     """Upgrade an STLS connection under the still-running pre-auth deadline, then check
     the client certificate (which may end the session with an error line over TLS)."""
@@ -201,7 +209,9 @@ async def starttls(client) -> bool:
         ok = await asyncio.wait_for(asyncio.shield(engine.handshake), remaining)
     except (asyncio.TimeoutError, TimeoutError):
         client.log("info", "client timed out", ETIMEDOUT)
+        tls_counted(client.conf, False)
         return False
+    tls_counted(client.conf, ok)
     if not ok:
         return False
     client.transport = engine.transport

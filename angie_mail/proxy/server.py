@@ -35,6 +35,7 @@ class Runtime:
         self._ssl: dict = {}
         self._auth_pools: dict = {}      # auth_http_keepalive: address -> AuthPool
         self._resolvers: dict = {}       # id(conf.Resolver) -> (Resolver, its conf)
+        self.metrics_server = None       # metrics_listen's HTTP server
         self.poller = Poller(loop)       # the proxied sockets (poller.py)
 
     def over_limit(self) -> bool:
@@ -107,6 +108,9 @@ class Runtime:
     def stop_accepting(self) -> None:
         for srv in self.servers:
             srv.close()
+        if self.metrics_server is not None:
+            self.metrics_server.close()
+            self.metrics_server = None
 
     async def graceful(self, timeout_ms: int = 0) -> None:
         """Stop accepting; wait for sessions to end (or the shutdown timeout)."""
