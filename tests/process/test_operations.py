@@ -69,9 +69,9 @@ def test_master_and_workers_with_titles(tmp_path, peers):
     port = free_port()
     p = start(tmp_path, auth, port)
     try:
-        assert wait_for(lambda: len(children(p.proc.pid)) == 2)
-        titles = [args for _, args in children(p.proc.pid)]
-        assert titles == ["angie-mail: worker process #1"] * 2
+        # a worker takes its title once its settings are applied, after the fork
+        assert wait_for(lambda: [a for _, a in children(p.proc.pid)] ==
+                        ["angie-mail: worker process #1"] * 2)
         with open(f"/proc/{p.proc.pid}/cmdline") as f:
             out = f.read().replace("\0", " ")
         from angie_mail import __version__
@@ -147,6 +147,9 @@ def test_broken_config_on_reload_keeps_old_one(tmp_path, peers):
     port = free_port()
     p = start(tmp_path, auth, port)
     try:
+        # both workers forked and running (the pid file comes before them)
+        assert wait_for(lambda: sum("worker process" in a for _, a in children(p.proc.pid))
+                        == 2)
         before = sorted(pid for pid, _ in children(p.proc.pid))
         good = open(p.conf).read()
         with open(p.conf, "w") as f:
