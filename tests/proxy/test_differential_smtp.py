@@ -94,6 +94,12 @@ def make_backends() -> dict:
         "auth535": SmtpBackend(replies={b"AUTH": b"535 5.7.8 auth denied\r\n"}),
         "mail550": SmtpBackend(replies={b"MAIL": b"550 5.7.1 mail from rejected\r\n"}),
         "rcpt550": SmtpBackend(replies={b"RCPT": b"550 5.1.1 no such user\r\n"}),
+        "rcptmulti": SmtpBackend(replies={b"RCPT": b"250-rcpt\r\n250 ok\r\n"}),
+        "greet4": SmtpBackend(greeting=b"220\r\n"),
+        "greettwo": SmtpBackend(greeting=b"220 ready\r\n220 again\r\n"),
+        "greetcrlf": SmtpBackend(greeting=b"\r\n\r\n220 x\r\n"),
+        "ehloshortlast": SmtpBackend(replies={b"EHLO": b"250-a\r\n250\r\n"}),
+        "ehlotwo": SmtpBackend(replies={b"EHLO": b"250 hello\r\n250 extra\r\n"}),
     }
 
 
@@ -115,6 +121,8 @@ def smtp_auth_handler(ports: dict):
             return fail_response(b"Go away", wait=1, extra=ERROR_CODE)
         if user == b"emptycode":
             return fail_response(extra=b"Auth-Error-Code: \r\n")
+        if user == b"emptypass":
+            return ok_response(ports["backend"], extra=b"Auth-Pass: \r\n")
         if user == b"xtext":
             return ok_response(ports["backend"], extra=b"Auth-User: other user+x=y\r\n")
         if req.get("Auth-Method") == b"none":
@@ -255,6 +263,10 @@ def mail_from(local: bytes) -> bytes:
     return b"MAIL FROM:<" + local + b"@example.com>\r\n"
 
 
+AUTH_WAIT1 = plain(USER, b"wait1")              # 45 bytes: a failure with Auth-Wait: 1
+ROOM = 128 - len(AUTH_WAIT1)                    # what is left of smtp_client_buffer 128
+
+
 # what the backend receives before the client's own commands
 EHLO_N = b"EHLO " + N + b"\r\n"
 HELO_N = b"HELO " + N + b"\r\n"
@@ -335,6 +347,10 @@ CASES = [
         b"STARTTLS\r\n", L1, Tls(), b"EHLO x\r\n", R, AUTH_PLAIN, L1, QUIT],
         expect=G + INVALID * 3 + REQUIRED + HELO + START_TLS + b"250-" + N
         + b"\r\n250-SIZE\r\n250 AUTH PLAIN LOGIN\r\n" + AUTH_OK + RELAYED_QUIT),
+    Case("starttls_after_pipelined_ehlo", "tls", [
+        b"EHLO a\r\nSTARTTLS\r\n", Reply(2), Tls(), b"EHLO b\r\n", R, QUIT],
+        expect=G + b"250-" + N + b"\r\n250-SIZE\r\n250-AUTH PLAIN LOGIN\r\n250 STARTTLS\r\n"
+        + START_TLS + b"250-" + N + b"\r\n250-SIZE\r\n250 AUTH PLAIN LOGIN\r\n" + BYE),
     Case("starttls_not_configured", "std", [b"STARTTLS\r\n", L1, QUIT],
          expect=G + INVALID + BYE),
     Case("starttls_on_implicit_tls", "ssl", [b"STARTTLS\r\n", L1, QUIT],
@@ -378,6 +394,14 @@ CASES = [
         expect=G + INVALID * 4 + BYE),
     Case("lf_only_line_ends", "std", [b"NOOP\n", L1, b"HELO x\n", L1, b"QUIT\n"],
          expect=G + OK + HELO + BYE),
+    Case("spaces_only_and_tab_after_word", "std", [
+        b"   \r\n", L1, b"HELO   \r\n", L1, b"AUTH\tPLAIN\r\n", L1, QUIT],
+        expect=G + INVALID + ARGUMENT + INVALID + BYE),
+    Case("handler_level_results_not_counted", "lim", [
+        b"HELO\r\n", L1, b"RCPT x\r\n", L1, b"MAIL x\r\n", L1, b"STARTTLS\r\n", L1,
+        b"AUTH\r\n", L1, b"FOO\r\n", L1, b"NOOP\r\n", L1, b"BAR\r\n", L1],
+        expect=G + ARGUMENT + SEQUENCE + REQUIRED + INVALID + ARGUMENT + INVALID + OK
+        + INVALID),
     Case("vrfy_expn_help_not_counted", "lim", [
         b"VRFY x\r\n", L1, b"EXPN list\r\n", L1, b"HELP\r\n", L1, b"vrfy\r\n", L1,
         b"HELP me please\r\n", L1, b"NOOP\r\n", L1, QUIT],
@@ -401,6 +425,10 @@ CASES = [
     Case("line_over_buffer_size_no_word", "buf", [b"x" * 128, L1], expect=G + INVALID),
     Case("line_over_buffer_size_invalid_word", "buf", [b"N0" + b"x" * 126, L1],
          expect=G + INVALID),
+    Case("line_of_buffer_size_lf_only", "buf", [line_of(129)[:127] + b"\n", L1, QUIT],
+         expect=G + OK + BYE),
+    Case("auth_line_kept_pipelined_next_line_fits", "buf", [
+        AUTH_WAIT1 + line_of(ROOM), Lines(2), QUIT], expect=G + FAILED + OK + BYE),
     Case("pipelined_within_buffer", "buf", [b"NOOP\r\n" * 20 + QUIT], expect=G + OK * 20 + BYE),
     Case("line_over_default_buffer_size", "std", [line_of(4097)[:4096], L1], expect=G + INVALID),
     Case("line_of_default_buffer_size", "std", [line_of(4096), L1, QUIT], expect=G + OK + BYE),
@@ -429,6 +457,23 @@ CASES = [
     Case("auth_continuation_extra_tokens", "std", [
         b"AUTH LOGIN\r\n", L1, b64(USER) + b" x y\r\n", L1, b64(b"secret") + b"\r\n", L1, QUIT],
         expect=G + USERNAME + PASSWORD + AUTH_OK + RELAYED_QUIT),
+    Case("auth_extra_spaces", "std", [
+        b"AUTH  PLAIN   " + PLAIN_IR + b"   \r\n", L1, QUIT], expect=G + AUTH_OK + RELAYED_QUIT),
+    Case("auth_continuation_lf_only", "std", [b"AUTH PLAIN\n", L1, PLAIN_IR + b"\n", L1, QUIT],
+         expect=G + EMPTY_CHALLENGE + AUTH_OK + RELAYED_QUIT),
+    Case("auth_continuation_bare_cr", "std", [
+        b"AUTH LOGIN\r\n", L1, b64(USER) + b"\rx\r\n", L1, b"AUTH PLAIN\r\n", L1,
+        PLAIN_IR + b"\r\r\n", L1, b"NOOP\r\n", L1, QUIT],
+        expect=G + USERNAME + INVALID + EMPTY_CHALLENGE + INVALID + OK + BYE),
+    Case("auth_login_equals_sign_is_empty", "std", [b"AUTH LOGIN =\r\n", L1, b"=\r\n", L1],
+         expect=G + PASSWORD + FAILED),
+    Case("auth_plain_empty_login", "std", [plain(b""), L1, QUIT],
+         expect=G + AUTH_OK + RELAYED_QUIT),
+    Case("auth_quit_inside_exchange_is_base64", "std", [
+        b"AUTH LOGIN\r\n", L1, QUIT, L1, QUIT, L1], expect=G + USERNAME + PASSWORD + FAILED),
+    Case("auth_8bit_mechanism_and_nul_response", "std", [
+        b"AUTH PL\xc3\x80IN\r\n", L1, b"AUTH plain\r\n", L1, b"\0\r\n", L1, QUIT],
+        expect=G + INVALID + EMPTY_CHALLENGE + INVALID + BYE),
     Case("auth_continuation_is_not_a_command", "std", [
         b"AUTH PLAIN\r\n", L1, QUIT, L1, b"NOOP\r\n", L1, QUIT],
         expect=G + EMPTY_CHALLENGE + INVALID + OK + BYE),
@@ -466,6 +511,9 @@ CASES = [
         b"AUTH CRAM-MD5\r\n", L1, b64(USER + b" " + b"2" * 32) + b"\r\n", L1,
         b"AUTH CRAM-MD5\r\n", L1, b64(USER + b" " + GOOD_DIGEST) + b"\r\n", L1, QUIT],
         expect=G + SALT_CHALLENGE + FAILED + SALT_CHALLENGE + AUTH_OK + RELAYED_QUIT),
+    Case("auth_cram_md5_empty_response", "caps", [
+        b"AUTH CRAM-MD5\r\n", L1, b"\r\n", L1, b"NOOP\r\n", L1, QUIT],
+        expect=G + SALT_CHALLENGE + INVALID + OK + BYE),
     Case("auth_cram_md5_malformed", "caps", [
         b"AUTH CRAM-MD5\r\n", L1, b64(USER + b" short") + b"\r\n", L1, b"NOOP\r\n", L1, QUIT],
         expect=G + SALT_CHALLENGE + INVALID + OK + BYE),
@@ -550,6 +598,19 @@ CASES = [
     Case("none_helo_clears_mail", "mx", [
         MAIL, L1, b"HELO x\r\n", L1, RCPT, L1, MAIL, L1, b"EHLO y\r\n", R, MAIL, L1, QUIT],
         expect=G + OK + HELO + SEQUENCE + OK + HELO + OK + BYE),
+    Case("none_rset_keeps_helo", "mx", [
+        b"HELO x\r\n", L1, MAIL, L1, b"RSET\r\n", L1, MAIL, L1, RCPT, L1, QUIT],
+        expect=G + HELO + OK + OK + OK + RCPT_OK + RELAYED_QUIT),
+    Case("none_starttls_clears_mail", "mxonly", [
+        b"HELO x\r\n", L1, MAIL, L1, b"STARTTLS\r\n", L1, Tls(), RCPT, L1, MAIL, L1, RCPT, L1,
+        QUIT],
+        expect=G + HELO + OK + START_TLS + SEQUENCE + OK + RCPT_OK + RELAYED_QUIT),
+    Case("none_server_auth_then_pipelined_mail", "mxauth", [
+        b"AUTH LOGIN " + b64(USER) + b"\r\n", L1, b64(b"secret") + b"\r\n" + MAIL + RCPT,
+        Lines(3), QUIT],
+        expect=G + PASSWORD + AUTH_OK + b"250 mail from ok\r\n" + RCPT_OK + RELAYED_QUIT),
+    Case("mail_without_none_twice", "std", [MAIL, L1, MAIL, L1, QUIT],
+         expect=G + REQUIRED + REQUIRED + BYE),
     Case("mail_without_none", "std", [MAIL, L1, RCPT, L1, b"MAIL\r\n", L1, QUIT],
          expect=G + REQUIRED + SEQUENCE + REQUIRED + BYE),
     Case("none_ehlo_then_helo_xclient", "mx", [
@@ -573,6 +634,9 @@ CASES = [
     Case("none_rcpt_reply_relayed", "mx", [
         MAIL, L1, b"RCPT TO:<nobody>\r\n", L1, b"NOOP\r\n", L1, QUIT],
         expect=G + OK + b"500 rcpt to error\r\n500 unknown command\r\n" + RELAYED_QUIT),
+    Case("none_rcpt_multiline_reply_relayed", "mx", [
+        mail_from(b"rcptmulti"), L1, RCPT, Reply(1), QUIT],
+        expect=G + OK + b"250-rcpt\r\n250 ok\r\n" + RELAYED_QUIT),
     Case("none_rcpt_refusal_relayed", "mx", [mail_from(b"rcpt550"), L1, RCPT, L1, QUIT],
          expect=G + OK + b"550 5.1.1 no such user\r\n" + RELAYED_QUIT),
     Case("none_raw_bytes_in_helo_mail_rcpt", "mx", [
@@ -620,6 +684,9 @@ CASES = [
         expect=G + SALT_CHALLENGE + INTERNAL),
     Case("proxy_smtp_auth_external_no_password", "psa", [
         b"AUTH EXTERNAL " + b64(b"someone") + b"\r\n", L1], expect=G + INTERNAL),
+    Case("proxy_smtp_auth_empty_auth_pass", "psa", [
+        b"AUTH EXTERNAL " + b64(b"emptypass") + b"\r\n", L1, QUIT],
+        expect=G + AUTH_OK + RELAYED_QUIT),
     Case("proxy_smtp_auth_external_auth_pass", "psa", [
         b"AUTH EXTERNAL " + b64(USER) + b"\r\n", L1, QUIT], expect=G + AUTH_OK + RELAYED_QUIT),
     # backend replies, proxy_pass_error_message ----------------------------------------------
@@ -632,6 +699,12 @@ CASES = [
          expect=G + AUTH_OK + RELAYED_QUIT),
     Case("backend_greeting_only_first_code_checked", "std", [plain(b"greetmixed"), L1, QUIT],
          expect=G + AUTH_OK + RELAYED_QUIT),
+    Case("backend_greeting_code_only", "std", [plain(b"greet4"), L1, QUIT],
+         expect=G + AUTH_OK + RELAYED_QUIT),
+    Case("backend_greeting_two_replies_at_once", "std", [plain(b"greettwo"), L1, QUIT],
+         expect=G + AUTH_OK + RELAYED_QUIT),
+    Case("backend_greeting_empty_lines_pass", "pem", [plain(b"greetcrlf"), L1],
+         expect=G + b"\r\n\r\n220 x\r\n"),
     Case("backend_greeting_without_space", "std", [plain(b"greetnospace"), L1, QUIT],
          expect=G + AUTH_OK + RELAYED_QUIT),
     Case("backend_greeting_too_short", "pem", [plain(b"greetshort"), L1],
@@ -643,6 +716,10 @@ CASES = [
     Case("backend_closes_after_ehlo_pass", "pem", [plain(b"ehloclose"), L1],
          expect=G + INTERNAL),
     Case("backend_ehlo_multiline", "std", [plain(b"ehlomulti"), L1, QUIT],
+         expect=G + AUTH_OK + RELAYED_QUIT),
+    Case("backend_ehlo_short_last_line", "std", [plain(b"ehloshortlast"), L1, QUIT],
+         expect=G + AUTH_OK + RELAYED_QUIT),
+    Case("backend_ehlo_two_replies_at_once", "std", [plain(b"ehlotwo"), L1, QUIT],
          expect=G + AUTH_OK + RELAYED_QUIT),
     Case("backend_ehlo_never_ends", "tmo", [plain(b"ehlostall"), L1], expect=G + INTERNAL),
     Case("backend_xclient_refused", "std", [plain(b"xclient550"), L1], expect=G + INTERNAL),
@@ -709,6 +786,8 @@ BACKEND = {
         + b"\r\n", QUIT],
     "proxy_smtp_auth_cram_md5_auth_pass": [EHLO_N, XCLIENT_ANON, BACKEND_AUTH_PLAIN, QUIT],
     "proxy_smtp_auth_cram_md5_no_password": [EHLO_N, XCLIENT_ANON],
+    "proxy_smtp_auth_empty_auth_pass": [EHLO_N, XCLIENT_ANON,
+                                        b"AUTH PLAIN " + b64(b"\0emptypass\0") + b"\r\n", QUIT],
 }
 
 # the auth_http requests, by case (smtp.md §11)
@@ -737,7 +816,6 @@ AUTH = {
 
 # --- where nginx 1.22 and Angie differ (smtp.md §16, §17) ---------------------------------------
 
-AUTH_WAIT1 = plain(USER, b"wait1")              # 81 bytes: a failure with Auth-Wait: 1
 LONG_NOOP = line_of(125)                          # with the next line beyond 128 bytes
 
 DIFFERENCE_CASES = [
@@ -747,6 +825,9 @@ DIFFERENCE_CASES = [
     Case("auth_line_kept_next_line_fits", "buf", [
         AUTH_WAIT1, L1, line_of(128 - len(AUTH_WAIT1)), L1, line_of(128), L1, QUIT],
         timeout=2),
+    Case("auth_line_kept_pipelined_too_long", "buf", [AUTH_WAIT1 + line_of(ROOM + 1), L1],
+         timeout=2),
+    Case("sasl_continuation_too_long", "buf", [b"AUTH LOGIN\r\n", L1, b"x" * 128, L1]),
     Case("rejected_mail_pipelined", "std", [MAIL + b"RCPT TO:<c@d>\r\nNOOP\r\n", L1, QUIT],
          timeout=1),
     Case("failed_auth_then_none_attempt", "mxauth", [
@@ -797,6 +878,20 @@ EXPECTED_NGINX_DIFFERENCES: dict = {
     "auth_line_kept_next_line_fits": ("smtp.md §16.8, §9", {
         "client": {"nginx": client(G + FAILED + OK + OK + BYE),
                    "angie": client(G + FAILED + OK + OK + BYE)}}),
+    "auth_line_kept_pipelined_too_long": ("smtp.md §14 (secrets masked), §9", {"log": {
+        "nginx": ['[info] client login failed: "Invalid login or password" '
+                  'while in http auth state',
+                  '[info] client sent too long command "' + AUTH_WAIT1.decode()
+                  .replace("\r\n", "\\r\\n") + line_of(ROOM + 1)[:ROOM].decode()
+                  .replace("\r", "\\r") + '" while in auth state'],
+        "angie": ['[info] client login failed: "Invalid login or password" '
+                  'while in http auth state',
+                  '[info] client sent too long command "AUTH PLAIN ***\\r\\n'
+                  + line_of(ROOM + 1)[:ROOM].decode().replace("\r", "\\r")
+                  + '" while in auth state']}}),
+    "sasl_continuation_too_long": ("smtp.md §14 (secrets masked), §4.6", {"log": {
+        "nginx": ['[info] client sent too long command "' + "x" * 128 + '" while in auth state'],
+        "angie": ['[info] client sent too long command "***" while in auth state']}}),
     "rejected_mail_pipelined": ("smtp.md §17.2 (decided: not replicated), §6", {
         "client": {"nginx": client(G + REQUIRED + SEQUENCE, ["TIMEOUT"]),
                    "angie": client(G + REQUIRED + SEQUENCE + OK + BYE)},
