@@ -18,6 +18,7 @@ exact results.
 from __future__ import annotations
 
 import re
+import time
 
 import pytest
 
@@ -207,16 +208,32 @@ def _log_text(side) -> str:
     return text
 
 
+def _session_records(side, port: int):
+    """The connection number and the records of the session of this client port.  A
+    relayed session is complete once it logged "proxied session done" (written when
+    the client or the backend closed, so after a client that gave up waiting it may
+    come later: wait for it)."""
+    connected = re.compile(_CONNECTED[side.kind].format(port=port))
+    deadline = time.time() + 5
+    while True:
+        records = list(_records(_log_text(side)))
+        conn = None
+        for level, n, text in records:
+            if n is not None and connected.match(text):
+                conn = n
+        assert conn is not None, f"no connected line for port {port} in {side.kind}'s log"
+        texts = [text for level, n, text in records if n == conn]
+        relayed = any(t.startswith("client logged in") for t in texts)
+        if not relayed or any(t.startswith("proxied session done") for t in texts):
+            return connected, conn, records
+        assert time.time() < deadline, f"{side.kind}: no end of the relayed session {conn}"
+        time.sleep(0.02)
+
+
 def session_log(side, case, info) -> dict:
     """The message parts of the session's info and higher lines, the connected line
     left out (its wording differs, smtp.md §16.9)."""
-    records = list(_records(_log_text(side)))
-    connected = re.compile(_CONNECTED[side.kind].format(port=info["port"]))
-    conn = None
-    for level, n, text in records:
-        if n is not None and connected.match(text):
-            conn = n
-    assert conn is not None, f"no connected line for port {info['port']} in {side.kind}'s log"
+    connected, conn, records = _session_records(side, info["port"])
     auth = "127.0.0.1:%d" % side.auth.port          # each side has its own auth server
     return {"log": [f"[{level}] {_message(text)}".replace(auth, "127.0.0.1:<auth_http>")
                     for level, n, text in records
@@ -836,6 +853,14 @@ DIFFERENCE_CASES = [
     Case("mail_then_failed_auth_then_rcpt", "mxauth", [
         MAIL, L1, b"AUTH LOGIN " + b64(USER) + b"\r\n", L1, b64(b"wait1") + b"\r\n", L1,
         RCPT, L1, QUIT]),
+    Case("external_after_failed_plain", "caps", [
+        AUTH_WAIT1, L1, b"AUTH EXTERNAL " + b64(USER) + b"\r\n", L1, QUIT]),
+    Case("external_after_failed_plain_proxy_smtp_auth", "psa", [
+        plain(b"someone", b"wait1"), L1, b"AUTH EXTERNAL " + b64(b"someone") + b"\r\n", L1],
+        timeout=2),
+    Case("auth_salt_after_cram_md5_challenge", "caps", [
+        b"AUTH CRAM-MD5\r\n", L1, b"!!\r\n", L1, b"AUTH EXTERNAL " + b64(USER) + b"\r\n", L1,
+        QUIT]),
     Case("xclient_login_xtext_auth_user", "std", [plain(b"xtext"), L1, QUIT]),
     Case("xclient_login_xtext_client_login", "std", [plain(b"a+b=c d"), L1, QUIT]),
 ]
@@ -911,6 +936,32 @@ EXPECTED_NGINX_DIFFERENCES: dict = {
                  "angie": [smtp_request(b"plain", USER, b"wait1"), _none_request(2)]},
         "backend": {"nginx": [EHLO_N, XCLIENT_USER, MAIL, RCPT, QUIT],
                     "angie": [EHLO_N, XCLIENT_ANON, MAIL, RCPT, QUIT]}}),
+    # the mail layer shared with IMAP: smtp.md §16 does not list these, imap.md §16 does
+    "external_after_failed_plain": ("imap.md §16.4, smtp.md §17.5 (decided: cleared)", {
+        "auth": {"nginx": [smtp_request(b"plain", USER, b"wait1"),
+                           smtp_request(b"external", USER, b"wait1", attempt=2)],
+                 "angie": [smtp_request(b"plain", USER, b"wait1"),
+                           smtp_request(b"external", USER, attempt=2)]}}),
+    "external_after_failed_plain_proxy_smtp_auth": (
+        "imap.md §16.4, smtp.md §17.5 (decided: cleared), §12 step 4", {
+            "client": {"nginx": client(G + FAILED + AUTH_OK, ["TIMEOUT"]),
+                       "angie": client(G + FAILED + INTERNAL)},
+            "auth": {"nginx": [smtp_request(b"plain", b"someone", b"wait1"),
+                               smtp_request(b"external", b"someone", b"wait1", attempt=2)],
+                     "angie": [smtp_request(b"plain", b"someone", b"wait1"),
+                               smtp_request(b"external", b"someone", attempt=2)]},
+            "backend": {"nginx": [EHLO_N, XCLIENT_ANON,
+                                  b"AUTH PLAIN " + b64(b"\0someone\0wait1") + b"\r\n"],
+                        "angie": [EHLO_N, XCLIENT_ANON]},
+            "log": {"nginx": ['[info] client login failed: "Invalid login or password" '
+                              'while in http auth state', "[info] client logged in",
+                              "[info] proxied session done"],
+                    "angie": ['[info] client login failed: "Invalid login or password" '
+                              'while in http auth state',
+                              "[error] no password available while sending AUTH to upstream"]}}),
+    "auth_salt_after_cram_md5_challenge": ("imap.md §16.9, auth_http.md §3 row 6", {"auth": {
+        "nginx": [smtp_request(b"external", USER, salt=b"<R.T@mail.example.com>")],
+        "angie": [smtp_request(b"external", USER)]}}),
     "xclient_login_xtext_auth_user": ("smtp.md §16.5, §12 step 3", {"backend": {
         "nginx": [EHLO_N, b"XCLIENT ADDR=127.0.0.1 LOGIN=other user+x=y NAME=[UNAVAILABLE]\r\n",
                   QUIT],
