@@ -875,7 +875,7 @@ DIFFERENCE_CASES = [
         b"AUTH CRAM-MD5\r\n", L1, b"!!\r\n", L1, b"AUTH EXTERNAL " + b64(USER) + b"\r\n", L1,
         QUIT]),
     Case("xclient_login_xtext_auth_user", "std", [plain(b"xtext"), L1, QUIT]),
-    Case("xclient_login_xtext_client_login", "std", [plain(b"a+b=c d"), L1, QUIT]),
+    Case("xclient_login_xtext_client_login", "std", [plain(b"a+b=c d\x7f\xe9\x01"), L1, QUIT]),
 ]
 
 
@@ -981,9 +981,10 @@ EXPECTED_NGINX_DIFFERENCES: dict = {
         "angie": [EHLO_N, b"XCLIENT ADDR=127.0.0.1 LOGIN=other+20user+2Bx+3Dy "
                           b"NAME=[UNAVAILABLE]\r\n", QUIT]}}),
     "xclient_login_xtext_client_login": ("smtp.md §16.5, §12 step 3", {"backend": {
-        "nginx": [EHLO_N, b"XCLIENT ADDR=127.0.0.1 LOGIN=a+b=c d NAME=[UNAVAILABLE]\r\n", QUIT],
-        "angie": [EHLO_N, b"XCLIENT ADDR=127.0.0.1 LOGIN=a+2Bb+3Dc+20d NAME=[UNAVAILABLE]\r\n",
-                  QUIT]}}),
+        "nginx": [EHLO_N, b"XCLIENT ADDR=127.0.0.1 LOGIN=a+b=c d\x7f\xe9\x01 "
+                          b"NAME=[UNAVAILABLE]\r\n", QUIT],
+        "angie": [EHLO_N, b"XCLIENT ADDR=127.0.0.1 LOGIN=a+2Bb+3Dc+20d+7F+E9+01 "
+                          b"NAME=[UNAVAILABLE]\r\n", QUIT]}}),
 }
 
 
