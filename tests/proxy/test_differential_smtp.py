@@ -75,39 +75,43 @@ SERVERS = {
 IMPLICIT_TLS = ("ssl",)
 
 
+# the ordinary backend and, by name, backends that misbehave at one step (SmtpBackend's
+# arguments); a user (or, in the ``none`` flow, a MAIL FROM local part) named after one
+# is sent there
+BACKENDS = {
+    "backend": dict(),
+    "greet554": dict(greeting=b"554 go away\r\n"),
+    "greetclose": dict(greeting=None),
+    "greetmulti": dict(greeting=b"220-fake esmtp\r\n220-second line\r\n"
+                                b"220 ready\r\n"),
+    "greetmixed": dict(greeting=b"220-fake esmtp\r\n554 the last line\r\n"),
+    "greetnospace": dict(greeting=b"220ready\r\n"),
+    "greetshort": dict(greeting=b"22\r\n"),
+    "greetlong": dict(greeting=b"220 " + b"x" * 5000 + b"\r\n"),
+    "ehlo550": dict(replies={b"EHLO": b"550 ehlo denied\r\n",
+                             b"HELO": b"550 helo denied\r\n"}),
+    "ehloclose": dict(replies={b"EHLO": None, b"HELO": None}),
+    "ehlomulti": dict(replies={b"EHLO": b"250-hello\r\n250-SIZE 100\r\n"
+                                        b"250 8BITMIME\r\n"}),
+    "ehlostall": dict(replies={b"EHLO": b"250-hello, and nothing more\r\n"}),
+    "helo550": dict(replies={b"HELO": b"550 helo denied\r\n"}),
+    "xclient550": dict(replies={b"XCLIENT": b"550 xclient denied\r\n"}),
+    "xclient250": dict(replies={b"XCLIENT": b"250 xclient ok\r\n"}),
+    "xclientmulti": dict(replies={b"XCLIENT": b"220-xclient\r\n220 ok\r\n"}),
+    "auth535": dict(replies={b"AUTH": b"535 5.7.8 auth denied\r\n"}),
+    "mail550": dict(replies={b"MAIL": b"550 5.7.1 mail from rejected\r\n"}),
+    "rcpt550": dict(replies={b"RCPT": b"550 5.1.1 no such user\r\n"}),
+    "rcptmulti": dict(replies={b"RCPT": b"250-rcpt\r\n250 ok\r\n"}),
+    "greet4": dict(greeting=b"220\r\n"),
+    "greettwo": dict(greeting=b"220 ready\r\n220 again\r\n"),
+    "greetcrlf": dict(greeting=b"\r\n\r\n220 x\r\n"),
+    "ehloshortlast": dict(replies={b"EHLO": b"250-a\r\n250\r\n"}),
+    "ehlotwo": dict(replies={b"EHLO": b"250 hello\r\n250 extra\r\n"}),
+}
+
+
 def make_backends() -> dict:
-    """The ordinary backend and, by name, backends that misbehave at one step; a user
-    (or, in the ``none`` flow, a MAIL FROM local part) named after one is sent there."""
-    return {
-        "backend": SmtpBackend(),
-        "greet554": SmtpBackend(greeting=b"554 go away\r\n"),
-        "greetclose": SmtpBackend(greeting=None),
-        "greetmulti": SmtpBackend(greeting=b"220-fake esmtp\r\n220-second line\r\n"
-                                           b"220 ready\r\n"),
-        "greetmixed": SmtpBackend(greeting=b"220-fake esmtp\r\n554 the last line\r\n"),
-        "greetnospace": SmtpBackend(greeting=b"220ready\r\n"),
-        "greetshort": SmtpBackend(greeting=b"22\r\n"),
-        "greetlong": SmtpBackend(greeting=b"220 " + b"x" * 5000 + b"\r\n"),
-        "ehlo550": SmtpBackend(replies={b"EHLO": b"550 ehlo denied\r\n",
-                                        b"HELO": b"550 helo denied\r\n"}),
-        "ehloclose": SmtpBackend(replies={b"EHLO": None, b"HELO": None}),
-        "ehlomulti": SmtpBackend(replies={b"EHLO": b"250-hello\r\n250-SIZE 100\r\n"
-                                                   b"250 8BITMIME\r\n"}),
-        "ehlostall": SmtpBackend(replies={b"EHLO": b"250-hello, and nothing more\r\n"}),
-        "helo550": SmtpBackend(replies={b"HELO": b"550 helo denied\r\n"}),
-        "xclient550": SmtpBackend(replies={b"XCLIENT": b"550 xclient denied\r\n"}),
-        "xclient250": SmtpBackend(replies={b"XCLIENT": b"250 xclient ok\r\n"}),
-        "xclientmulti": SmtpBackend(replies={b"XCLIENT": b"220-xclient\r\n220 ok\r\n"}),
-        "auth535": SmtpBackend(replies={b"AUTH": b"535 5.7.8 auth denied\r\n"}),
-        "mail550": SmtpBackend(replies={b"MAIL": b"550 5.7.1 mail from rejected\r\n"}),
-        "rcpt550": SmtpBackend(replies={b"RCPT": b"550 5.1.1 no such user\r\n"}),
-        "rcptmulti": SmtpBackend(replies={b"RCPT": b"250-rcpt\r\n250 ok\r\n"}),
-        "greet4": SmtpBackend(greeting=b"220\r\n"),
-        "greettwo": SmtpBackend(greeting=b"220 ready\r\n220 again\r\n"),
-        "greetcrlf": SmtpBackend(greeting=b"\r\n\r\n220 x\r\n"),
-        "ehloshortlast": SmtpBackend(replies={b"EHLO": b"250-a\r\n250\r\n"}),
-        "ehlotwo": SmtpBackend(replies={b"EHLO": b"250 hello\r\n250 extra\r\n"}),
-    }
+    return {name: SmtpBackend(**kwargs) for name, kwargs in BACKENDS.items()}
 
 
 ERROR_CODE = b"Auth-Error-Code: 454 4.7.0  \r\n"       # trailing spaces are removed
@@ -128,6 +132,8 @@ def smtp_auth_handler(ports: dict):
             return fail_response(b"Go away", wait=1, extra=ERROR_CODE)
         if user == b"emptycode":
             return fail_response(extra=b"Auth-Error-Code: \r\n")
+        if user == b"stale":
+            return fail_response(wait=1)
         if user == b"emptypass":
             return ok_response(ports["backend"], extra=b"Auth-Pass: \r\n")
         if user == b"xtext":
@@ -877,6 +883,9 @@ DIFFERENCE_CASES = [
     Case("external_after_failed_plain_proxy_smtp_auth", "psa", [
         plain(b"someone", b"wait1"), L1, b"AUTH EXTERNAL " + b64(b"someone") + b"\r\n", L1],
         timeout=2),
+    Case("cram_md5_without_space_after_failed_plain", "caps", [
+        plain(b"stale", GOOD_DIGEST), L1, b"AUTH CRAM-MD5\r\n", L1, b64(USER) + b"\r\n", L1,
+        QUIT]),
     Case("auth_salt_after_cram_md5_challenge", "caps", [
         b"AUTH CRAM-MD5\r\n", L1, b"!!\r\n", L1, b"AUTH EXTERNAL " + b64(USER) + b"\r\n", L1,
         QUIT]),
@@ -978,6 +987,24 @@ EXPECTED_NGINX_DIFFERENCES: dict = {
                     "angie": ['[info] client login failed: "Invalid login or password" '
                               'while in http auth state',
                               "[error] no password available while sending AUTH to upstream"]}}),
+    "cram_md5_without_space_after_failed_plain": (
+        "smtp.md §17.5, pop3.md §15.11 (decided: a new AUTH starts with empty credentials)", {
+            "client": {"nginx": client(G + FAILED + SALT_CHALLENGE + AUTH_OK + RELAYED_QUIT),
+                       "angie": client(G + FAILED + SALT_CHALLENGE + INVALID + BYE)},
+            "auth": {"nginx": [smtp_request(b"plain", b"stale", GOOD_DIGEST),
+                               smtp_request(b"cram-md5", USER, GOOD_DIGEST, attempt=2,
+                                            salt=b"<R.T@mail.example.com>")],
+                     "angie": [smtp_request(b"plain", b"stale", GOOD_DIGEST)]},
+            "backend": {"nginx": [EHLO_N, XCLIENT_USER, QUIT], "angie": []},
+            "backend connections": {"nginx": (1,) + (0,) * (len(BACKENDS) - 1),
+                                    "angie": (0,) * len(BACKENDS)},
+            "log": {"nginx": ['[info] client login failed: "Invalid login or password" '
+                              'while in http auth state', "[info] client logged in",
+                              "[info] proxied session done"],
+                    "angie": ['[info] client login failed: "Invalid login or password" '
+                              'while in http auth state',
+                              "[info] client sent invalid CRAM-MD5 hash in AUTH CRAM-MD5 "
+                              "command while in auth state"]}}),
     "auth_salt_after_cram_md5_challenge": ("imap.md §16.9, auth_http.md §3 row 6", {"auth": {
         "nginx": [smtp_request(b"external", USER, salt=b"<R.T@mail.example.com>")],
         "angie": [smtp_request(b"external", USER)]}}),
