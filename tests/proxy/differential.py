@@ -135,12 +135,15 @@ class Side:
     ``mail_block(kind, auth_url, ports)`` the configuration, ``ports`` one per server
     name; ``implicit_tls``: the server names whose listener is ``ssl`` (the client
     starts TLS at once); ``auth_handler(ports)``: the auth server's decision function
-    (make_auth_handler unless a protocol needs more)."""
+    (make_auth_handler unless a protocol needs more); ``settle``: a session's results
+    are taken once every backend connection it made has ended (what a backend read
+    just before the proxy closed is then recorded on both sides alike)."""
 
     def __init__(self, kind: str, tmpdir, backends: dict, servers, mail_block,
-                 implicit_tls=(), auth_handler=None):
+                 implicit_tls=(), auth_handler=None, settle=False):
         self.kind = kind
         self.backends = backends
+        self.settle = settle
         make = auth_handler or make_auth_handler
         self.auth = AuthServer(make({n: b.port for n, b in backends.items()}))
         self.ports = {name: free_port() for name in servers}
@@ -168,9 +171,10 @@ class Side:
 
 @contextlib.contextmanager
 def running_side(kind: str, tmpdir, make_backends, servers, mail_block, implicit_tls=(),
-                 auth_handler=None):
+                 auth_handler=None, settle=False):
     """A started Side, closed on exit (also when the proxy fails to start)."""
-    side = Side(kind, tmpdir, make_backends(), servers, mail_block, implicit_tls, auth_handler)
+    side = Side(kind, tmpdir, make_backends(), servers, mail_block, implicit_tls, auth_handler,
+                settle)
     try:
         side.start()
         yield side
@@ -392,6 +396,11 @@ def run_side(side: Side, case, extra=None) -> dict:
     info = {}
     transcript, salts = run_script(side.ports[case.server], case.steps, case.timeout,
                                    case.server in side.implicit_tls, case.greeting, info)
+    if side.settle:
+        deadline = time.time() + 10
+        while any(b.finished < b.connections for b in side.backends.values()):
+            assert time.time() < deadline, f"{side.kind}: a backend session does not end"
+            time.sleep(0.01)
     requests = side.auth.requests[nreq:]
     auth_salts = {r.get("Auth-Salt") for r in requests if r.get("Auth-Salt") is not None}
     result = {"client": transcript, "auth": [normalise_salt(r.raw) for r in requests]}
