@@ -68,6 +68,7 @@ SERVERS = {
     "psanoxc": ["proxy_smtp_auth on;", "xclient off;"],
     "psapem": ["proxy_smtp_auth on;", "proxy_pass_error_message on;"],
     "pem": ["proxy_pass_error_message on;"],
+    "pbuf": ["proxy_buffer 1k;"],
     "delay": ["smtp_greeting_delay 300ms;"],
     "tmo": ["timeout 1s;"],
     "dead": ["auth_http 127.0.0.1:{dead}/x;"],
@@ -109,6 +110,10 @@ BACKENDS = {
     "ehlotwo": dict(replies={b"EHLO": b"250 hello\r\n250 extra\r\n"}),
     # a greeting of exactly proxy_buffer bytes, and the next reply in the same write
     "greetfull": dict(greeting=b"220 " + b"x" * 4090 + b"\r\n220 extra\r\n"),
+    "greetnul": dict(greeting=b"554 go\0away\r\n"),
+    "greet1k": dict(greeting=b"220 " + b"x" * 1018 + b"\r\n"),          # proxy_buffer 1k
+    "greet1kmore": dict(greeting=b"220 " + b"x" * 1100 + b"\r\n"),
+    "greet1knul": dict(greeting=b"220 a\0b" + b"x" * 1100 + b"\r\n"),
 }
 
 
@@ -751,6 +756,15 @@ CASES = [
     Case("backend_greeting_too_short", "pem", [plain(b"greetshort"), L1],
          expect=G + b"22\r\n"),
     Case("backend_greeting_too_long", "pem", [plain(b"greetlong"), L1], expect=G + INTERNAL),
+    Case("backend_greeting_of_1k_proxy_buffer", "pbuf", [plain(b"greet1k"), L1, QUIT],
+         expect=G + AUTH_OK + RELAYED_QUIT),
+    Case("backend_greeting_over_1k_proxy_buffer", "pbuf", [plain(b"greet1kmore"), L1],
+         expect=G + INTERNAL),
+    Case("backend_greeting_over_1k_proxy_buffer_nul", "pbuf", [plain(b"greet1knul"), L1],
+         expect=G + INTERNAL),
+    Case("backend_greeting_refused_nul", "std", [plain(b"greetnul"), L1], expect=G + INTERNAL),
+    Case("backend_greeting_refused_nul_pass", "pem", [plain(b"greetnul"), L1],
+         expect=G + b"554 go\0away\r\n"),
     Case("backend_ehlo_refused", "std", [plain(b"ehlo550"), L1], expect=G + INTERNAL),
     Case("backend_ehlo_refused_pass", "pem", [plain(b"ehlo550"), L1],
          expect=G + b"550 ehlo denied\r\n"),
@@ -1033,6 +1047,12 @@ EXPECTED_NGINX_DIFFERENCES: dict = {
 _TRUNCATION = ("log: nginx (and Angie: NGX_MAX_ERROR_STR) cuts a record at 2048 bytes, its "
                "context included; angie-mail writes the whole message and its context "
                "(angie_mail/log.py)")
+_C_STRING = (
+    "log: nginx and Angie (ngx_mail_proxy_read_response) print these backend replies as C "
+    "strings: \"upstream sent too long response line\" without the buffer's last byte "
+    "and up to the first NUL, \"upstream sent invalid response\" (proxy_pass_error_message "
+    "off) up to the first NUL; angie-mail prints the whole reply (angie_mail/proxy/client.py "
+    "backend_login_done, with the texts of angie_mail/smtp/backend.py)")
 KNOWN_BUGS: dict = {
     "line_over_default_buffer_size": (("log",), _TRUNCATION),
     "backend_greeting_too_long": (("log",), _TRUNCATION),
@@ -1044,6 +1064,9 @@ KNOWN_BUGS: dict = {
         "together with its answer to EHLO (the client gets \"220 extra\\r\\n250 hello ok\", "
         "or a timeout if the backend waits).  angie_mail/proxy/relay.py (_on_login_data) "
         "feeds the login machine only when data arrives"),
+    "backend_greeting_over_1k_proxy_buffer": (("log",), _C_STRING),
+    "backend_greeting_over_1k_proxy_buffer_nul": (("log",), _C_STRING),
+    "backend_greeting_refused_nul": (("log",), _C_STRING),
     "auth_server_closes": (
         ("log",), "an auth server that closes without answering: nginx logs nothing (Angie's "
                "ngx_mail_auth_http_read_handler neither), angie-mail logs the error \"auth "
