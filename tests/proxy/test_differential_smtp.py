@@ -139,6 +139,8 @@ def smtp_auth_handler(ports: dict):
             return fail_response(b"Go away", wait=1, extra=ERROR_CODE)
         if user == b"emptycode":
             return fail_response(extra=b"Auth-Error-Code: \r\n")
+        if user == b"statusnul":
+            return b"HTTP/1.0 200 OK\r\nAuth-Status: bad\0text\xff\r\n\r\n"
         if user == b"stale":
             return fail_response(wait=1)
         if user == b"emptypass":
@@ -339,6 +341,8 @@ CASES = [
     Case("greeting_delay_then_greeting", "delay", [QUIT], expect=G + BYE),
     Case("greeting_delay_early_talker", "delay", [b"HELO example.com\r\n"], greeting=False,
          expect=b"503 5.5.0 Improper use of SMTP command pipelining\r\n"),
+    Case("greeting_delay_early_talker_nul_and_8bit", "delay", [b"HELO a\0b\xff\r\n"],
+         greeting=False, expect=b"503 5.5.0 Improper use of SMTP command pipelining\r\n"),
     # HELO / EHLO -----------------------------------------------------------------------------
     Case("helo", "std", [b"HELO client.example\r\n", L1, QUIT], expect=G + HELO + BYE),
     Case("ehlo_default", "std", [b"EHLO client.example\r\n", R, QUIT], expect=G + EHLO + BYE),
@@ -459,6 +463,8 @@ CASES = [
     Case("line_of_buffer_size", "buf", [line_of(128), L1, line_of(128, b"HELO "), L1, QUIT],
          expect=G + OK + HELO + BYE),
     Case("line_over_buffer_size", "buf", [line_of(129)[:128], L1], expect=G + INVALID),
+    Case("line_over_buffer_size_nul_and_8bit", "buf", [b"NOOP a\0b\xff" + b"x" * 119, L1],
+         expect=G + INVALID),
     Case("line_over_buffer_size_no_word", "buf", [b"x" * 128, L1], expect=G + INVALID),
     Case("line_over_buffer_size_invalid_word", "buf", [b"N0" + b"x" * 126, L1],
          expect=G + INVALID),
@@ -585,6 +591,8 @@ CASES = [
          expect=G + AUTH_OK + RELAYED_QUIT),
     Case("auth_status_text_verbatim", "std", [plain(b"spaced"), L1],
          expect=G + b"535 5.7.0 spaced  text\r\n"),
+    Case("auth_status_nul_and_8bit", "std", [plain(b"statusnul"), L1],
+         expect=G + b"535 5.7.0 bad\0text\xff\r\n"),
     Case("auth_status_lowercase_ok", "std", [plain(b"lowerok"), L1],
          expect=G + b"535 5.7.0 ok\r\n"),
     Case("auth_status_later_failure_wins", "std", [plain(b"twofail"), L1],
@@ -646,6 +654,8 @@ CASES = [
         b"AUTH LOGIN " + b64(USER) + b"\r\n", L1, b64(b"secret") + b"\r\n" + MAIL + RCPT,
         Lines(3), QUIT],
         expect=G + PASSWORD + AUTH_OK + b"250 mail from ok\r\n" + RCPT_OK + RELAYED_QUIT),
+    Case("mail_without_none_nul_and_8bit", "std", [b"MAIL FROM:<a\0b\xff>\r\n", L1, QUIT],
+         expect=G + REQUIRED + BYE),
     Case("mail_without_none_twice", "std", [MAIL, L1, MAIL, L1, QUIT],
          expect=G + REQUIRED + REQUIRED + BYE),
     Case("mail_without_none", "std", [MAIL, L1, RCPT, L1, b"MAIL\r\n", L1, QUIT],
