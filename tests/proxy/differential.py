@@ -134,13 +134,18 @@ class Side:
     ``backends``: name -> backend, "backend" the ordinary one (make_auth_handler);
     ``mail_block(kind, auth_url, ports)`` the configuration, ``ports`` one per server
     name; ``implicit_tls``: the server names whose listener is ``ssl`` (the client
-    starts TLS at once)."""
+    starts TLS at once); ``auth_handler(ports)``: the auth server's decision function
+    (make_auth_handler unless a protocol needs more); ``settle``: a session's results
+    are taken once every backend connection it made has ended (what a backend read
+    just before the proxy closed is then recorded on both sides alike)."""
 
     def __init__(self, kind: str, tmpdir, backends: dict, servers, mail_block,
-                 implicit_tls=()):
+                 implicit_tls=(), auth_handler=None, settle=False):
         self.kind = kind
         self.backends = backends
-        self.auth = AuthServer(make_auth_handler({n: b.port for n, b in backends.items()}))
+        self.settle = settle
+        make = auth_handler or make_auth_handler
+        self.auth = AuthServer(make({n: b.port for n, b in backends.items()}))
         self.ports = {name: free_port() for name in servers}
         self.implicit_tls = set(implicit_tls)
         block = mail_block(kind, self.auth.url, self.ports)
@@ -165,9 +170,11 @@ class Side:
 
 
 @contextlib.contextmanager
-def running_side(kind: str, tmpdir, make_backends, servers, mail_block, implicit_tls=()):
+def running_side(kind: str, tmpdir, make_backends, servers, mail_block, implicit_tls=(),
+                 auth_handler=None, settle=False):
     """A started Side, closed on exit (also when the proxy fails to start)."""
-    side = Side(kind, tmpdir, make_backends(), servers, mail_block, implicit_tls)
+    side = Side(kind, tmpdir, make_backends(), servers, mail_block, implicit_tls, auth_handler,
+                settle)
     try:
         side.start()
         yield side
@@ -190,6 +197,13 @@ class Until:
 
 
 @dataclass(frozen=True)
+class Reply:
+    """Wait for and record n whole SMTP replies (a multi-line reply ends with the first
+    line whose fourth byte is not "-")."""
+    n: int = 1
+
+
+@dataclass(frozen=True)
 class Tls:
     """Start TLS on the connection (after a STARTTLS/STLS reply)."""
 
@@ -204,6 +218,7 @@ def client_tls_context() -> ssl.SSLContext:
 class Conn:
     def __init__(self, port: int, implicit_tls: bool = False):
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+        self.local_port = self.sock.getsockname()[1]
         self.buf = b""
         self.closed_by = None           # "EOF" or "RESET" once the server has closed
         self.reported = False
@@ -280,7 +295,8 @@ class Conn:
 
 SALT_RE = re.compile(rb"<\d+\.\d+@")
 FULL_SALT_RE = re.compile(rb"<\d+\.\d+@[^>\r\n]*>")
-CHALLENGE_RE = re.compile(rb"^\+ ([A-Za-z0-9+/]+=*)\r\n", re.M)
+# a base64 challenge line: IMAP's and POP3's "+ ", SMTP's "334 "
+CHALLENGE_RE = re.compile(rb"^(\+|334) ([A-Za-z0-9+/]+=*)\r\n", re.M)
 
 
 def _challenge_salt(b64text: bytes) -> bytes | None:
@@ -299,10 +315,10 @@ def normalise_salt(data: bytes) -> bytes:
 def normalise(data: bytes) -> bytes:
     """Client-visible bytes: salts, also inside base64 CRAM-MD5 challenges."""
     def challenge(m):
-        dec = _challenge_salt(m.group(1))
+        dec = _challenge_salt(m.group(2))
         if dec is None:
             return m.group(0)
-        return b"+ base64(" + normalise_salt(dec) + b")\r\n"
+        return m.group(1) + b" base64(" + normalise_salt(dec) + b")\r\n"
     return normalise_salt(CHALLENGE_RE.sub(challenge, data))
 
 
@@ -310,16 +326,20 @@ def salts_in(data: bytes) -> set:
     """The raw salts in client-visible bytes (greeting and decoded challenges)."""
     found = set(FULL_SALT_RE.findall(data))
     for m in CHALLENGE_RE.finditer(data):
-        dec = _challenge_salt(m.group(1))
+        dec = _challenge_salt(m.group(2))
         if dec is not None:
             found.add(dec)
     return found
 
 
-def run_script(port: int, steps, timeout: float = READ_TIMEOUT, implicit_tls: bool = False):
-    """Greeting, the steps, then everything up to the close.  Returns the transcript and
-    the raw salts the client saw."""
+def run_script(port: int, steps, timeout: float = READ_TIMEOUT, implicit_tls: bool = False,
+               greeting: bool = True, info: dict | None = None):
+    """Greeting (unless ``greeting`` is false: the steps start at once), the steps, then
+    everything up to the close.  Returns the transcript and the raw salts the client
+    saw; ``info`` gets the client's own port ("port")."""
     c = Conn(port, implicit_tls)
+    if info is not None:
+        info["port"] = c.local_port
     out = []
     salts = set()
 
@@ -331,7 +351,8 @@ def run_script(port: int, steps, timeout: float = READ_TIMEOUT, implicit_tls: bo
             out.append((event,))
 
     try:
-        record(*c.until(b"\r\n", timeout))
+        if greeting:
+            record(*c.until(b"\r\n", timeout))
         for step in steps:
             if isinstance(step, bytes):
                 out.append(("C", step))
@@ -343,6 +364,13 @@ def run_script(port: int, steps, timeout: float = READ_TIMEOUT, implicit_tls: bo
                     record(*c.until(b"\r\n", timeout))
             elif isinstance(step, Until):
                 record(*c.until(step.marker, timeout))
+            elif isinstance(step, Reply):
+                for _ in range(step.n):
+                    while True:
+                        data, event = c.until(b"\r\n", timeout)
+                        record(data, event)
+                        if event or data[3:4] != b"-":
+                            break
             elif isinstance(step, Tls):
                 out.append(("TLS",))
                 err = c.starttls()
@@ -360,11 +388,19 @@ def backend_key(name: str) -> str:
     return "backend" if name == "backend" else f"{name} backend"
 
 
-def run_side(side: Side, case) -> dict:
+def run_side(side: Side, case, extra=None) -> dict:
+    """The side's results for the case; ``extra(side, case, info)`` may add entries
+    (``info`` holds the client's port)."""
     nreq = len(side.auth.requests)
     before = {name: (len(b.raw), b.connections) for name, b in side.backends.items()}
+    info = {}
     transcript, salts = run_script(side.ports[case.server], case.steps, case.timeout,
-                                   case.server in side.implicit_tls)
+                                   case.server in side.implicit_tls, case.greeting, info)
+    if side.settle:
+        deadline = time.time() + 10
+        while any(b.finished < b.connections for b in side.backends.values()):
+            assert time.time() < deadline, f"{side.kind}: a backend session does not end"
+            time.sleep(0.01)
     requests = side.auth.requests[nreq:]
     auth_salts = {r.get("Auth-Salt") for r in requests if r.get("Auth-Salt") is not None}
     result = {"client": transcript, "auth": [normalise_salt(r.raw) for r in requests]}
@@ -374,16 +410,18 @@ def run_side(side: Side, case) -> dict:
                                           for name, b in side.backends.items())
     # greeting, CRAM-MD5 challenge and Auth-Salt carry one and the same salt
     result["one salt per session"] = len(salts | auth_salts) <= 1
+    if extra is not None:
+        result.update(extra(side, case, info))
     return result
 
 
-def run_both(sides, case):
+def run_both(sides, case, extra=None):
     results = {}
     errors = []
 
     def one(side):
         try:
-            results[side.kind] = run_side(side, case)
+            results[side.kind] = run_side(side, case, extra)
         except Exception as e:            # re-raised in the main thread
             errors.append(e)
 
@@ -429,3 +467,4 @@ class Case:
     timeout: float = READ_TIMEOUT     # how long to wait for each expected reply
     marks: list = field(default_factory=list)
     expect: bytes | None = None       # everything the client receives (normalised)
+    greeting: bool = True             # wait for the greeting before the first step

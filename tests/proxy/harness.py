@@ -178,7 +178,8 @@ class AuthServer:
 class ScriptedBackend:
     """A loopback server running ``session(rfile, wfile)`` for every connection (replace
     it on the instance to script anything else).  ``raw`` and ``lines`` record what was
-    received, ``connections`` counts the connections accepted."""
+    received, ``connections`` counts the connections accepted, ``finished`` the sessions
+    that ended."""
 
     def __init__(self, greeting: bytes | None):
         self.greeting = greeting
@@ -186,16 +187,22 @@ class ScriptedBackend:
         self.lines: list = []
         self.raw: list = []
         self.connections = 0
+        self.finished = 0
         self.port = free_port()
         outer = self
+        lock = threading.Lock()
 
         class H(socketserver.StreamRequestHandler):
             def handle(self):
-                outer.connections += 1
+                with lock:
+                    outer.connections += 1
                 try:
                     outer.session(self.rfile, self.wfile)
                 except ConnectionError:
                     pass                # the proxy may close (or reset) at any point
+                finally:
+                    with lock:
+                        outer.finished += 1
 
         self.server = _Threaded(("127.0.0.1", self.port), H)
         self.thread = threading.Thread(target=self.server.serve_forever, args=(POLL,),
