@@ -63,6 +63,9 @@ def _match(kind, pattern, value: str) -> bool:
     return pattern in value
 
 
+MAX_LINE = 2047                  # nginx's NGX_MAX_ERROR_STR, less the line feed
+
+
 class _Target:
     __slots__ = ("spec", "rank", "fd", "sock", "addr", "facility", "tag", "severity",
                  "hostname", "json", "filters")
@@ -147,11 +150,18 @@ class _Target:
         return True
 
     def write(self, level: str, stamp: str, body: str):
-        """A line-format record: ``stamp [level] body`` in a file, ``body`` to syslog."""
+        """A line-format record: ``stamp [level] body`` in a file, ``body`` to syslog.
+        As nginx's (NGX_MAX_ERROR_STR), a line is cut at 2047 bytes before its LF."""
         if self.sock is not None:
             self._syslog_send(level, body)
         elif self.fd is not None:
-            self._append(f"{stamp} [{level}] {body}\n")
+            line = f"{stamp} [{level}] {body}".encode("utf-8", "backslashreplace")
+            if len(line) > MAX_LINE:
+                line = line[:MAX_LINE]
+            try:
+                os.write(self.fd, line + b"\n")
+            except OSError:
+                pass
 
     def write_raw(self, level: str, record: str):
         """A whole record (JSON): to the file, or as a syslog message."""

@@ -427,8 +427,7 @@ class ClientConnection(asyncio.Protocol):
             peer_name = srv.auth_http.addr.text
             if isinstance(error, auth_http.ResponseError):
                 if str(error) == "closed":
-                    self.log("error", f"auth http server {peer_name} closed the connection "
-                                      f"prematurely")
+                    pass        # Angie's read handler says nothing: the reply tells
                 else:
                     self.log("error", f"auth http server {peer_name} {error}")
             elif isinstance(error, TimeoutError):
@@ -545,8 +544,10 @@ class ClientConnection(asyncio.Protocol):
             self.action = self.backend.login.action
             self.log("error", data.decode("utf-8", "backslashreplace"))
         elif result == TOO_LONG:
+            # Angie prints the buffer as a C string: without its last byte (the room of
+            # the terminating NUL) and up to the first NUL
             self.log("error", 'upstream sent too long response line: "%s"'
-                     % data.decode("utf-8", "backslashreplace"))
+                     % _c_string(data[:-1]).decode("utf-8", "backslashreplace"))
         elif result == REFUSED:
             text = self.backend.login.text.decode("utf-8", "backslashreplace")
             if srv.proxy_pass_error_message:
@@ -554,6 +555,7 @@ class ClientConnection(asyncio.Protocol):
                 self.transport.write(data)
                 self.close_after_write()
                 return
+            text = _c_string(self.backend.login.text).decode("utf-8", "backslashreplace")
             self.log("error", f'upstream sent invalid response: "{text}"')
         self.internal_error()
 
@@ -715,6 +717,12 @@ class ClientConnection(asyncio.Protocol):
         """worker_shutdown_timeout expired: close now."""
         self.log("info", "shutdown timeout")
         self.abort()
+
+
+def _c_string(data: bytes) -> bytes:
+    """What a %s of these bytes prints in nginx: up to the first NUL."""
+    nul = data.find(b"\0")
+    return data if nul < 0 else data[:nul]
 
 
 class _DoneSession:

@@ -143,9 +143,7 @@ class Backend:
             return self.client.backend_login_done(REFUSED_EOF, b"")
         self.received = True
         result, out = self.login.feed(data)
-        if result == AGAIN:
-            return
-        if result == SEND:
+        while result == SEND:
             try:
                 n = self.sock.send(out)
             except OSError:
@@ -154,6 +152,13 @@ class Backend:
                 self.pause_reading()
                 return self.client.backend_login_done(REFUSED_EOF, b"")
             self.client.action = self.login.action     # until the reply comes
+            if not self.login.buf:
+                return
+            # bytes beyond proxy_buffer came with the last reply: Angie reads them
+            # (they wait in its socket) as the next step's reply at once
+            self.client.action = "reading response from upstream"
+            result, out = self.login.feed(b"")
+        if result == AGAIN:
             return
         if result != LOGGED_IN:
             self.pause_reading()        # refused or too long: the session ends
