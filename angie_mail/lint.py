@@ -36,7 +36,6 @@ RULES = {
     "plaintext-auth": ("warning", "Passwords accepted without TLS"),
     "oauth-line-too-short": ("warning", "OAuth mechanisms unusable with 128-byte POP3 lines"),
     "auth-http-cleartext": ("warning", "auth_http over plain HTTP to a remote host"),
-    "duplicate-server-name": ("warning", "Same server_name on two servers"),
     "weak-tls-protocol": ("warning", "Obsolete TLS protocol versions enabled"),
 }
 

@@ -8,8 +8,6 @@ They look at the merged servers and never change the ``-t`` verdict:
   line is 128 bytes (real bearer tokens are ~2 KB);
 * ``auth-http-cleartext``: ``auth_http`` to a non-loopback host over plain HTTP (the
   request carries the client's password);
-* ``duplicate-server-name``: two servers set the same ``server_name`` for the same
-  protocol (mail picks servers by address, so one of them is probably a copy);
 * ``weak-tls-protocol``: a TLS server allows SSLv2/SSLv3/TLSv1/TLSv1.1;
 * ``smtp-mail-without-tls``: an SMTP server with ``starttls only`` and ``smtp_auth none``
   on a non-loopback listener without ``ssl``: ``starttls only`` refuses only AUTH, so
@@ -54,7 +52,6 @@ def _finding(message, rule, st=None, file=None, line=0):
 def check(config, servers_levels, mail_level) -> list:
     """Findings for a merged config; ``servers_levels`` pairs each Server with its Level."""
     out = []
-    names = {}
     for srv, lv in servers_levels:
         proto = srv.protocol
         password_auth = not (proto == "smtp" and srv.smtp_auth == frozenset({"none"}))
@@ -81,16 +78,6 @@ def check(config, servers_levels, mail_level) -> list:
                 f'auth_http "{ah.url}" sends client passwords over plain HTTP to a '
                 f'non-loopback host', "auth-http-cleartext", file=ah.pos.file,
                 line=ah.pos.line))
-        st = _stmt_of("server_name", lv, None)
-        if st is not None:
-            key = (proto, srv.server_name)
-            if key in names:
-                first = names[key]
-                out.append(_finding(
-                    f'duplicate server_name "{srv.server_name}" for {proto} (first set in '
-                    f'{first.file}:{first.end_line})', "duplicate-server-name", st))
-            else:
-                names[key] = st
         if proto == "smtp" and srv.starttls == "only" and "none" in srv.smtp_auth:
             st = _stmt_of("starttls", lv, mail_level)
             for l in srv.listens:
