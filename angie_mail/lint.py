@@ -19,31 +19,87 @@ import argparse
 import json
 import os
 import sys
+from typing import NamedTuple, Optional
 
 from . import __version__
 
+
+class Rule(NamedTuple):
+    level: str          # "error" or "warning"
+    summary: str        # one line: what is wrong
+    fix: str            # one line: what to do
+
+
 RULES = {
-    "syntax": ("error", "Syntax error as nginx's tokenizer reports it"),
-    "include": ("error", "An included file cannot be read"),
-    "unknown": ("error", "Unknown directive"),
-    "not-allowed": ("error", "Directive not allowed in this context"),
-    "arguments": ("error", "Wrong number of arguments"),
-    "value": ("error", "Invalid directive value"),
-    "merge": ("error", "Server configuration incomplete after inheritance"),
-    "error": ("error", "Configuration error"),
-    "nginx-warning": ("warning", "Warning that nginx/Angie print too"),
-    "not-portable": ("warning", "angie-mail extension that Angie does not accept"),
-    "plaintext-auth": ("warning", "Passwords accepted without TLS"),
-    "oauth-line-too-short": ("warning", "OAuth mechanisms unusable with 128-byte POP3 lines"),
-    "auth-http-cleartext": ("warning", "auth_http over plain HTTP to a remote host"),
-    "weak-tls-protocol": ("warning", "Obsolete TLS protocol versions enabled"),
+    "syntax": Rule("error", "Syntax error as nginx's tokenizer reports it",
+                   "fix the quoting, the ';' or the braces at the reported line"),
+    "include": Rule("error", "An included file cannot be read",
+                    "fix the path (relative paths are taken under the directory of the "
+                    "main configuration file, or --conf-dir)"),
+    "unknown": Rule("error", "Unknown directive",
+                    "fix the spelling, or choose the --dialect the configuration is for"),
+    "not-allowed": Rule("error", "Directive not allowed in this context",
+                        "move the directive to a block where it is allowed"),
+    "arguments": Rule("error", "Wrong number of arguments",
+                      "give the number of arguments the directive takes (quote a value "
+                      "that contains spaces)"),
+    "value": Rule("error", "Invalid directive value", "use a value the directive accepts"),
+    "merge": Rule("error", "Server configuration incomplete after inheritance",
+                  "set the missing directive in the server or at mail level"),
+    "error": Rule("error", "Configuration error", "see the message"),
+    "nginx-warning": Rule("warning", "Warning that nginx/Angie print too", "see the message"),
+    "not-portable": Rule("warning", "angie-mail extension that Angie does not accept",
+                         "remove it when the configuration must also run on Angie"),
+    "plaintext-auth": Rule("warning", "Passwords accepted without TLS",
+                           "use listen ... ssl, or starttls only"),
+    "oauth-line-too-short": Rule("warning",
+                                 "OAuth mechanisms unusable with 128-byte POP3 lines",
+                                 "pop3_client_buffer 4k (angie-mail), or drop xoauth2 and "
+                                 "oauthbearer from pop3_auth"),
+    "auth-http-cleartext": Rule("warning", "auth_http over plain HTTP to a remote host",
+                                "run the auth server on loopback or a unix: socket"),
+    "weak-tls-protocol": Rule("warning", "Obsolete TLS protocol versions enabled",
+                              'use "ssl_protocols TLSv1.2 TLSv1.3;"'),
+    "smtp-mail-without-tls": Rule("warning", "MX accepts mail in clear text under "
+                                  "starttls only", "accept it for an MX on port 25, or use "
+                                  "listen ... ssl"),
 }
+
+LEVEL_NAMES = ("warn", "notice", "info")
+
+
+class Finding(NamedTuple):
+    """One finding, as every output format shows it."""
+    file: Optional[str]         # as given on the command line (or reached by include)
+    line: int                   # where the statement starts; 0: the whole file
+    column: int                 # 1-based, in characters; 0 with line 0
+    end_line: int               # where nginx reports it (the ";" or "{")
+    level: str                  # "error" | "warning"
+    rule: str
+    message: str
+    nginx_message: str          # the text Angie prints after "[emerg] "
+    hint: str = ""
 
 
 def rule_of(f) -> str:
     if f.rule:
         return f.rule
     return f.kind if f.kind in RULES else "error"
+
+
+def _level(f) -> str:
+    return "warning" if f.level in LEVEL_NAMES else "error"
+
+
+def _hint(err, rule: str) -> str:
+    hint = getattr(err, "hint", "")
+    if hint:
+        return hint
+    if err.message in ('unknown directive "ssl"', 'the "ssl" directive is deprecated, use '
+                       'the "listen ... ssl" directive instead'):
+        return 'use "listen ... ssl" for implicit TLS (the "ssl" directive was removed ' \
+               'from Angie)'
+    return ""
 
 
 def lint_one(path: str, args) -> list:
@@ -63,20 +119,19 @@ def lint_one(path: str, args) -> list:
                   mode="lint", check_files=args.check_files)
     findings = list(res.findings)
     an = res.analyzer
-    if an.server_pairs:
-        findings += check(res.config, an.server_pairs, an.mail)
-    seen = set()
+    findings += check(an, args.context)
     out = []
-    for f in findings:
-        key = (rule_of(f), f.file, f.line, f.message)
-        if key not in seen:
-            seen.add(key)
-            out.append(f)
+    seen = set()
+    for err in findings:
+        rule = rule_of(err)
+        key = (rule, err.file, err.line, err.message)
+        if key in seen:
+            continue
+        seen.add(key)
+        out.append(Finding(err.file, err.start_line if err.file else 0,
+                           (err.col or 1) if err.file else 0, err.line, _level(err), rule,
+                           err.message, err.text(), _hint(err, rule)))
     return out
-
-
-def _level(f) -> str:
-    return "warning" if f.level in ("warn", "notice", "info") else "error"
 
 
 def _rel(path):
@@ -92,17 +147,19 @@ def _rel(path):
 def as_text(findings) -> str:
     lines = []
     for f in findings:
-        loc = f"{_rel(f.file)}:{f.start_line}:{f.col or 1}" if f.file else "-"
-        lines.append(f"{loc}: {_level(f)}: {f.message} [{rule_of(f)}]")
+        loc = f"{_rel(f.file)}:{f.line}:{f.column}" if f.file else "-"
+        lines.append(f"{loc}: {f.level}: {f.message} [{f.rule}]")
+        if f.hint:
+            lines.append(f"  hint: {f.hint}")
     return "".join(l + "\n" for l in lines)
 
 
 def as_json(findings) -> str:
-    items = [{"file": f.file, "line": f.start_line, "column": f.col or 1,
-              "end_line": f.line, "level": _level(f), "rule": rule_of(f),
-              "message": f.message, "nginx_message": f.text()} for f in findings]
-    summary = {"errors": sum(1 for f in findings if _level(f) == "error"),
-               "warnings": sum(1 for f in findings if _level(f) == "warning")}
+    items = [{"file": f.file, "line": f.line, "column": f.column, "end_line": f.end_line,
+              "level": f.level, "rule": f.rule, "message": f.message,
+              "nginx_message": f.nginx_message, "hint": f.hint} for f in findings]
+    summary = {"errors": sum(1 for f in findings if f.level == "error"),
+               "warnings": sum(1 for f in findings if f.level == "warning")}
     return json.dumps({"tool": "angie-mail", "version": __version__, "findings": items,
                        "summary": summary}, indent=2) + "\n"
 
@@ -110,16 +167,16 @@ def as_json(findings) -> str:
 def as_sarif(findings) -> str:
     results = []
     for f in findings:
-        r = {"ruleId": rule_of(f), "level": _level(f), "message": {"text": f.text()}}
+        r = {"ruleId": f.rule, "level": f.level, "message": {"text": f.nginx_message}}
         if f.file:
-            region = {"startLine": max(f.start_line, 1), "startColumn": max(f.col, 1)}
-            if f.line and f.line != f.start_line:
-                region["endLine"] = f.line
+            region = {"startLine": max(f.line, 1), "startColumn": max(f.column, 1)}
+            if f.end_line and f.end_line != f.line:
+                region["endLine"] = f.end_line
             r["locations"] = [{"physicalLocation": {
                 "artifactLocation": {"uri": _rel(f.file)}, "region": region}}]
         results.append(r)
-    rules = [{"id": rid, "shortDescription": {"text": desc},
-              "defaultConfiguration": {"level": lvl}} for rid, (lvl, desc) in RULES.items()]
+    rules = [{"id": rid, "shortDescription": {"text": r.summary},
+              "defaultConfiguration": {"level": r.level}} for rid, r in RULES.items()]
     doc = {"$schema": "https://json.schemastore.org/sarif-2.1.0.json", "version": "2.1.0",
            "runs": [{"tool": {"driver": {"name": "angie-mail", "version": __version__,
                                          "rules": rules}},
@@ -160,5 +217,5 @@ def main(argv) -> int:
         sys.stderr.write(f"angie-mail lint: internal error: {e.__class__.__name__}: {e}\n")
         return 2
     failing = [f for f in findings
-               if _level(f) == "error" or args.fail_on == "warning"]
+               if f.level == "error" or args.fail_on == "warning"]
     return 1 if failing else 0

@@ -49,3 +49,52 @@ def test_same_server_name_on_several_servers_is_normal(tmp_path):
     }
 """))
     assert cli("lint", conf) == (0, "", "")
+
+
+def tls_server(port, extra=""):
+    return (f"    server {{\n        listen 127.0.0.1:{port};\n        protocol pop3;\n"
+            f"        starttls on;\n{extra}    }}\n")
+
+
+TLS_FILES = "    ssl_certificate a.crt;\n    ssl_certificate_key a.key;\n"
+
+
+def openssl_major():
+    from OpenSSL import SSL
+    v = SSL.SSLeay_version(SSL.SSLEAY_VERSION).decode().split()[1]
+    return int(v.split(".")[0])
+
+
+def test_default_ssl_protocols_of_nginx_are_not_reported_when_openssl_refuses_them(tmp_path):
+    """nginx 1.22's default ssl_protocols include TLSv1 and TLSv1.1, but OpenSSL 3 and
+    later refuse to negotiate them at security level 1 and above (the default)."""
+    if openssl_major() < 3:
+        pytest.skip("OpenSSL 1.1 negotiates TLSv1 at its default security level")
+    conf = write(tmp_path, mail(TLS_FILES + tls_server(110) + tls_server(1110)))
+    assert cli("lint", "--dialect", "nginx", conf) == (0, "", "")
+
+
+def test_default_ssl_protocols_reported_once_when_negotiable(tmp_path):
+    conf = write(tmp_path, mail(TLS_FILES + "    ssl_ciphers HIGH:!aNULL:@SECLEVEL=0;\n"
+                                + tls_server(110) + tls_server(1110)))
+    rc, out, err = cli("lint", "--dialect", "nginx", conf)
+    assert rc == 1
+    lines = out.splitlines()
+    assert lines[0] == (
+        f"{conf}:10:9: warning: the default ssl_protocols (TLSv1 TLSv1.1 TLSv1.2 TLSv1.3 in "
+        f"nginx 1.22) includes TLSv1 TLSv1.1, which this OpenSSL negotiates with "
+        f'ssl_ciphers "HIGH:!aNULL:@SECLEVEL=0" [weak-tls-protocol]')
+    assert lines[1] == '  hint: set "ssl_protocols TLSv1.2 TLSv1.3;" in mail {}'
+    assert rules_of(out) == ["weak-tls-protocol"]
+    # Angie's default is TLSv1.2 TLSv1.3 already
+    assert cli("lint", "--dialect", "angie", conf) == (0, "", "")
+
+
+def test_explicit_weak_protocols_reported_once_at_their_line(tmp_path):
+    conf = write(tmp_path, mail(TLS_FILES + "    ssl_protocols TLSv1 TLSv1.2;\n"
+                                + tls_server(110) + tls_server(1110)))
+    rc, out, err = cli("lint", conf)
+    assert rc == 1
+    assert out.splitlines()[0] == (f"{conf}:6:5: warning: weak TLS protocols enabled: TLSv1 "
+                                   f"[weak-tls-protocol]")
+    assert rules_of(out) == ["weak-tls-protocol"]
