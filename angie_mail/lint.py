@@ -102,52 +102,58 @@ def _hint(err, rule: str) -> str:
     return ""
 
 
+def conf_dir_of(path: str, args) -> str:
+    """Where relative includes and TLS files are taken: --conf-dir; else, for a whole
+    configuration, the directory of its file (nginx's conf prefix); else (a fragment,
+    or stdin) the directory of the default main file, PREFIX/conf/."""
+    from .conf.parse import conf_prefix_of
+    if args.conf_dir:
+        return args.conf_dir if args.conf_dir.endswith("/") else args.conf_dir + "/"
+    if args.fragment or path == "-":
+        return args.prefix + "conf/"
+    return conf_prefix_of(path)
+
+
 def lint_one(path: str, args) -> list:
+    """Findings for one file given on the command line (and what it includes); paths
+    stay as given: relative ones are relative to the current directory."""
     from .conf.analyze import analyze
     from .conf.lint_rules import check
-    from .conf.parse import conf_prefix_of, parse_file, parse_string
+    from .conf.parse import parse_file, parse_string
+    conf_dir = conf_dir_of(path, args)
     if path == "-":
-        parsed = parse_string(sys.stdin.buffer.read(), name="<stdin>", context=args.context,
-                              conf_prefix=args.prefix)
-        conf_prefix = args.prefix
+        name = "<stdin>"
+        parsed = parse_string(sys.stdin.buffer.read(), name=name, context=args.context,
+                              conf_prefix=conf_dir)
     else:
-        if not path.startswith("/"):
-            path = args.prefix + path
-        parsed = parse_file(path, context=args.context)
-        conf_prefix = conf_prefix_of(path)
-    res = analyze(parsed, dialect=args.dialect, prefix=args.prefix, conf_prefix=conf_prefix,
+        name = path
+        parsed = parse_file(path, context=args.context, conf_prefix=conf_dir)
+    res = analyze(parsed, dialect=args.dialect, prefix=args.prefix, conf_prefix=conf_dir,
                   mode="lint", check_files=args.check_files)
     findings = list(res.findings)
-    an = res.analyzer
-    findings += check(an, args.context)
+    findings += check(res.analyzer, args.context)
     out = []
     seen = set()
     for err in findings:
         rule = rule_of(err)
-        key = (rule, err.file, err.line, err.message)
+        if args.fragment and args.context == "main" and \
+                err.message == 'no "events" section in configuration':
+            continue            # a fragment included at main level: events {} is elsewhere
+        file = err.file if err.file is not None else name
+        key = (rule, file, err.line, err.message)
         if key in seen:
             continue
         seen.add(key)
-        out.append(Finding(err.file, err.start_line if err.file else 0,
-                           (err.col or 1) if err.file else 0, err.line, _level(err), rule,
-                           err.message, err.text(), _hint(err, rule)))
+        line = err.start_line if err.file is not None else 0
+        out.append(Finding(file, line, (err.col or 1) if line else 0, err.line,
+                           _level(err), rule, err.message, err.text(), _hint(err, rule)))
     return out
-
-
-def _rel(path):
-    if not path:
-        return path
-    try:
-        rel = os.path.relpath(path)
-    except ValueError:
-        return path
-    return path if rel.startswith("..") else rel
 
 
 def as_text(findings) -> str:
     lines = []
     for f in findings:
-        loc = f"{_rel(f.file)}:{f.line}:{f.column}" if f.file else "-"
+        loc = f"{f.file}:{f.line}:{f.column}" if f.line else f.file
         lines.append(f"{loc}: {f.level}: {f.message} [{f.rule}]")
         if f.hint:
             lines.append(f"  hint: {f.hint}")
@@ -173,7 +179,7 @@ def as_sarif(findings) -> str:
             if f.end_line and f.end_line != f.line:
                 region["endLine"] = f.end_line
             r["locations"] = [{"physicalLocation": {
-                "artifactLocation": {"uri": _rel(f.file)}, "region": region}}]
+                "artifactLocation": {"uri": f.file}, "region": region}}]
         results.append(r)
     rules = [{"id": rid, "shortDescription": {"text": r.summary},
               "defaultConfiguration": {"level": r.level}} for rid, r in RULES.items()]
@@ -190,8 +196,15 @@ def main(argv) -> int:
     p.add_argument("--format", choices=("text", "json", "sarif"), default="text")
     p.add_argument("--dialect", choices=("angie-mail", "angie", "nginx"),
                    default="angie-mail")
-    p.add_argument("--context", choices=("main", "events", "mail", "server"), default="main")
-    p.add_argument("-p", "--prefix", default=None)
+    p.add_argument("--context", choices=("main", "events", "mail", "server"), default=None,
+                   help="lint a fragment: the contents of this context, included from "
+                        "elsewhere (default: a whole configuration)")
+    p.add_argument("-p", "--prefix", default=None,
+                   help="the prefix (load_module paths; default: the current directory)")
+    p.add_argument("--conf-dir", default=None,
+                   help="directory of the main configuration file, under which relative "
+                        "includes and TLS files are taken (default: the directory of "
+                        "FILE; for a fragment or stdin, PREFIX/conf)")
     p.add_argument("--check-files", action="store_true",
                    help="also load certificates and open log files, as -t does")
     p.add_argument("--fail-on", choices=("error", "warning"), default="warning")
@@ -200,8 +213,10 @@ def main(argv) -> int:
         args = p.parse_args(argv)
     except SystemExit as e:
         return 0 if e.code == 0 else 2
-    prefix = args.prefix or os.getcwd()
-    args.prefix = prefix if prefix.endswith("/") else prefix + "/"
+    args.fragment = args.context is not None
+    args.context = args.context or "main"
+    prefix = args.prefix or ""
+    args.prefix = prefix if prefix.endswith("/") or not prefix else prefix + "/"
     files = args.files or ["conf/mail.conf"]
     try:
         findings = []

@@ -98,3 +98,80 @@ def test_explicit_weak_protocols_reported_once_at_their_line(tmp_path):
     assert out.splitlines()[0] == (f"{conf}:6:5: warning: weak TLS protocols enabled: TLSv1 "
                                    f"[weak-tls-protocol]")
     assert rules_of(out) == ["weak-tls-protocol"]
+
+
+# --- paths: the command line, the conf dir, the prefix ---------------------------------
+
+FRAGMENT = """mail {
+    auth_http 127.0.0.1:9000/auth;
+    server {
+        listen 127.0.0.1:110;
+    }
+}
+"""
+
+
+def test_context_main_fragment_needs_no_events(tmp_path):
+    conf = write(tmp_path, FRAGMENT)
+    assert cli("lint", "--context", "main", conf) == (0, "", "")
+    rc, out, err = cli("lint", conf)           # a whole configuration needs events {}
+    assert rc == 1 and 'no "events" section in configuration [error]' in out
+
+
+def test_file_is_a_command_line_path_not_under_the_prefix(tmp_path):
+    write(tmp_path, mail("    server {\n        listen 127.0.0.1:110;\n    }\n"), "etc/a.conf")
+    (tmp_path / "prefix").mkdir()
+    assert cli("lint", "-p", str(tmp_path / "prefix"), "etc/a.conf", cwd=str(tmp_path)) \
+        == (0, "", "")
+
+
+def test_load_module_is_under_the_prefix_and_checked_only_with_check_files(tmp_path):
+    conf = write(tmp_path, "load_module modules/m.so;\n" + mail(
+        "    server {\n        listen 127.0.0.1:110;\n    }\n"), "etc/a.conf")
+    prefix = tmp_path / "prefix"
+    (prefix / "modules").mkdir(parents=True)
+    assert cli("lint", "-p", str(prefix), conf, cwd=str(tmp_path)) == (0, "", "")
+    rc, out, err = cli("lint", "-p", str(prefix), "--check-files", conf, cwd=str(tmp_path))
+    assert rc == 1 and f'dlopen() "{prefix}/modules/m.so" failed' in out
+    (prefix / "modules" / "m.so").write_text("")
+    assert cli("lint", "-p", str(prefix), "--check-files", conf, cwd=str(tmp_path)) \
+        == (0, "", "")
+
+
+def test_includes_are_under_the_main_files_directory(tmp_path):
+    """nginx takes a relative include under the directory of the main configuration
+    file, wherever lint runs and whatever the prefix."""
+    write(tmp_path, "types { text/plain txt; }\n", "etc/nginx/mime.types")
+    write(tmp_path, "server {\n    listen 127.0.0.1:110;\n    foo;\n}\n",
+          "etc/nginx/mail.d/a.conf")
+    write(tmp_path, "events {}\nhttp {\n    include mime.types;\n}\n"
+          "mail {\n    auth_http 127.0.0.1:9000/auth;\n    include mail.d/*.conf;\n}\n",
+          "etc/nginx/nginx.conf")
+    (tmp_path / "elsewhere").mkdir()
+    rc, out, err = cli("lint", "-p", str(tmp_path / "elsewhere"), "etc/nginx/nginx.conf",
+                       cwd=str(tmp_path))
+    assert (rc, err) == (1, "")
+    assert out == 'etc/nginx/mail.d/a.conf:3:5: error: unknown directive "foo" [unknown]\n'
+
+
+def test_fragment_includes_are_under_the_conf_dir(tmp_path):
+    write(tmp_path, "timeout 5s;\n", "etc/snippets/t.conf")
+    frag = write(tmp_path, "include snippets/t.conf;\nserver {\n    listen 127.0.0.1:110;\n"
+                 "}\n", "frag/mailpart.conf")
+    rc, out, err = cli("lint", "--context", "mail", "--conf-dir", "etc", "frag/mailpart.conf",
+                       cwd=str(tmp_path))
+    # no auth_http: the fragment inherits it from the mail {} that includes it
+    assert 'open() "etc/snippets/t.conf" failed' not in out
+    # without --conf-dir: the directory of the default main file, PREFIX/conf/
+    rc, out, err = cli("lint", "--context", "mail", "frag/mailpart.conf", cwd=str(tmp_path))
+    assert out.startswith('frag/mailpart.conf:1:1: error: open() "conf/snippets/t.conf" '
+                          'failed (2: No such file or directory)')
+
+
+def test_paths_stay_as_given(tmp_path):
+    conf = write(tmp_path, mail("    server {\n        listen 127.0.0.1:110;\n        foo;\n"
+                                "    }\n"))
+    rc, out, err = cli("lint", conf, cwd=str(tmp_path))
+    assert out == f'{conf}:6:9: error: unknown directive "foo" [unknown]\n'
+    rc, out, err = cli("lint", "./mail.conf", cwd=str(tmp_path))
+    assert out == './mail.conf:6:9: error: unknown directive "foo" [unknown]\n'
