@@ -60,6 +60,9 @@ RULES = {
                                 "run the auth server on loopback or a unix: socket"),
     "weak-tls-protocol": Rule("warning", "Obsolete TLS protocol versions enabled",
                               'use "ssl_protocols TLSv1.2 TLSv1.3;"'),
+    "host-not-found": Rule("error", "A host name in the configuration does not resolve "
+                           "(checked with --resolve)",
+                           "fix the name, or use an address"),
     "smtp-mail-without-tls": Rule("warning", "MX accepts mail in clear text under "
                                   "starttls only", "accept it for an MX on port 25, or use "
                                   "listen ... ssl"),
@@ -102,6 +105,88 @@ def _hint(err, rule: str) -> str:
     return ""
 
 
+class HostNames:
+    """Host name lookups while linting (installed as ``conf.url.lookup``).
+
+    Without ``--resolve`` no name is looked up: a configuration is linted away from the
+    network it deploys to, and CI runs must not depend on DNS.  A name then stands for
+    an address of its own (127.0.0.1 for ``localhost``, else one of 198.18.0.0/15, never
+    loopback), so the checks that follow (duplicate listens, loopback or not) still
+    work.  With ``--resolve`` every name is looked up once; one that fails is reported
+    once, at the first statement naming it, instead of failing the directive (which
+    would make every server that inherits it look unconfigured)."""
+
+    def __init__(self, resolve: bool):
+        self.resolve = resolve
+        self.found: dict = {}
+        self.failed: list = []
+
+    def __call__(self, host: str, port: int):
+        from .conf.url import Addr, addr_text, system_lookup
+        if host not in self.found:
+            addrs = system_lookup(host, 0) if self.resolve else None
+            if addrs is None:
+                if self.resolve:
+                    self.failed.append(host)
+                n = len(self.found)
+                ip = "127.0.0.1" if host.lower().rstrip(".") == "localhost" else \
+                    f"198.{18 + (n >> 16 & 1)}.{n >> 8 & 255}.{n & 255}"
+                addrs = [Addr(2, ip, 0, ip)]
+            self.found[host] = addrs
+        return [a._replace(port=port, text=addr_text(a.family, a.host, port)
+                           if self.resolve and host not in self.failed else f"{host}:{port}")
+                for a in self.found[host]]
+
+    def not_found(self, parsed) -> list:
+        """host-not-found errors for ``parsed``: one per name, at its first statement."""
+        from .conf.tree import walk
+        from .errors import ConfError
+        failed = set(self.failed)
+        out = []
+        for st, _ in walk(parsed):
+            for host, message in _host_names(st):
+                if host in failed:
+                    failed.discard(host)
+                    out.append(ConfError(message, st.file, st.end_line, col=st.col,
+                                         kind="value", start_line=st.line,
+                                         rule="host-not-found"))
+        return out
+
+
+def _host_names(st):
+    """(host name, nginx's message if it is not found) for the names ``st`` holds."""
+    from .conf.url import parse_url, ptocidr
+    name = st.words[0].value
+    vals = [w.value for w in st.words[1:]]
+    if not vals:
+        return
+    if name == "auth_http":
+        text = vals[0][7:] if vals[0].startswith("http://") else vals[0]
+        u = parse_url(text, uri_part=True, default_port=80, no_resolve=True)
+        if not u.err and not u.addrs:
+            yield u.host, f'host not found in auth_http "{text}"'
+    elif name == "listen":
+        u = parse_url(vals[0], listen=True, no_resolve=True)
+        if not u.err and not u.addrs:
+            yield u.host, f'host not found in "{vals[0]}" of the "listen" directive'
+    elif name == "resolver":
+        for v in vals:
+            if "=" in v or v in ("off", "conf"):
+                continue
+            u = parse_url(v, default_port=53, no_resolve=True)
+            if not u.err and not u.addrs:
+                yield u.host, f'host not found in resolver "{v}"'
+    elif name in ("set_real_ip_from", "debug_connection"):
+        if vals[0] != "unix:" and ptocidr(vals[0]) is None:
+            yield vals[0], f'host not found in {name} "{vals[0]}"'
+    elif name == "error_log" and vals[0].startswith("syslog:"):
+        for p in vals[0][7:].split(","):
+            if p.startswith("server="):
+                u = parse_url(p[7:], default_port=514, no_resolve=True)
+                if not u.err and not u.addrs:
+                    yield u.host, f'host not found in syslog server "{p[7:]}"'
+
+
 def conf_dir_of(path: str, args) -> str:
     """Where relative includes and TLS files are taken: --conf-dir; else, for a whole
     configuration, the directory of its file (nginx's conf prefix); else (a fragment,
@@ -131,6 +216,7 @@ def lint_one(path: str, args) -> list:
     res = analyze(parsed, dialect=args.dialect, prefix=args.prefix, conf_prefix=conf_dir,
                   mode="lint", check_files=args.check_files)
     findings = list(res.findings)
+    findings += args.hosts.not_found(parsed)
     findings += check(res.analyzer, args.context)
     out = []
     seen = set()
@@ -207,6 +293,9 @@ def main(argv) -> int:
                         "FILE; for a fragment or stdin, PREFIX/conf)")
     p.add_argument("--check-files", action="store_true",
                    help="also load certificates and open log files, as -t does")
+    p.add_argument("--resolve", action="store_true",
+                   help="look up the host names of auth_http, resolver, listen... (by "
+                        "default lint uses no DNS)")
     p.add_argument("--fail-on", choices=("error", "warning"), default="warning")
     p.add_argument("-o", "--output", default="-")
     try:
@@ -218,6 +307,9 @@ def main(argv) -> int:
     prefix = args.prefix or ""
     args.prefix = prefix if prefix.endswith("/") or not prefix else prefix + "/"
     files = args.files or ["conf/mail.conf"]
+    from .conf import url
+    args.hosts = HostNames(args.resolve)
+    url.lookup = args.hosts
     try:
         findings = []
         for path in files:
@@ -231,6 +323,8 @@ def main(argv) -> int:
     except Exception as e:          # the tool failed, not the configuration
         sys.stderr.write(f"angie-mail lint: internal error: {e.__class__.__name__}: {e}\n")
         return 2
+    finally:
+        url.lookup = None
     failing = [f for f in findings
                if f.level == "error" or args.fail_on == "warning"]
     return 1 if failing else 0

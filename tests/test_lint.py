@@ -175,3 +175,77 @@ def test_paths_stay_as_given(tmp_path):
     assert out == f'{conf}:6:9: error: unknown directive "foo" [unknown]\n'
     rc, out, err = cli("lint", "./mail.conf", cwd=str(tmp_path))
     assert out == './mail.conf:6:9: error: unknown directive "foo" [unknown]\n'
+
+
+# --- host names: looked up only with --resolve -----------------------------------------
+
+def run_in_process(argv, capsys):
+    from angie_mail.lint import main
+    rc = main(argv)
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+HOSTS = mail("""    resolver ns.example.invalid;
+    server {
+        listen 127.0.0.1:25;
+        listen mx.example.invalid:2525;
+    }
+    server {
+        listen 127.0.0.1:587;
+    }
+""").replace("127.0.0.1:9000/auth", "auth.example.invalid:9000/auth")
+
+
+def test_lint_looks_up_no_host_name_unless_asked(tmp_path, capsys, monkeypatch):
+    import socket
+
+    def no_dns(*a, **kw):
+        raise AssertionError(f"host name looked up: {a[0]}")
+    monkeypatch.setattr(socket, "getaddrinfo", no_dns)
+    conf = write(tmp_path, HOSTS)
+    rc, out, err = run_in_process(["--fail-on", "error", conf], capsys)
+    assert (rc, err) == (0, "")
+    # not loopback as far as lint knows: the auth request would cross the network
+    assert sorted(rules_of(out)) == ["auth-http-cleartext", "plaintext-auth"]
+
+
+def test_unresolvable_host_is_one_finding(tmp_path, capsys, monkeypatch):
+    import socket
+    asked = []
+
+    def dns(host, *a, **kw):
+        asked.append(host)
+        if host.endswith(".invalid"):
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("192.0.2.1", 0))]
+    monkeypatch.setattr(socket, "getaddrinfo", dns)
+    conf = write(tmp_path, HOSTS)
+    rc, out, err = run_in_process(["--resolve", "--fail-on", "error", conf], capsys)
+    assert rc == 1
+    errors = [l for l in out.splitlines() if ": error: " in l]
+    assert errors == [
+        f'{conf}:3:5: error: host not found in auth_http "auth.example.invalid:9000/auth" '
+        f'[host-not-found]',
+        f'{conf}:4:5: error: host not found in resolver "ns.example.invalid" [host-not-found]',
+        f'{conf}:7:9: error: host not found in "mx.example.invalid:2525" of the "listen" '
+        f'directive [host-not-found]']
+    assert sorted(set(asked)) == ["auth.example.invalid", "mx.example.invalid",
+                                  "ns.example.invalid"]
+    assert len(asked) == 3            # each name once
+
+
+def test_t_still_resolves_as_nginx_does(tmp_path, monkeypatch):
+    import socket
+
+    from angie_mail.cli import Options
+    from angie_mail.conf.load import load_config
+
+    def dns(host, *a, **kw):
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+    monkeypatch.setattr(socket, "getaddrinfo", dns)
+    o = Options()
+    o.conf = write(tmp_path, HOSTS)
+    res, conf = load_config(o)
+    assert res.first_error.text() == \
+        f'host not found in auth_http "auth.example.invalid:9000/auth" in {conf}:3'
