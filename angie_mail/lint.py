@@ -218,22 +218,63 @@ def lint_one(path: str, args) -> list:
     findings = list(res.findings)
     findings += args.hosts.not_found(parsed)
     findings += check(res.analyzer, args.context)
+    pos = Positions(parsed)
     out = []
     seen = set()
     for err in findings:
         rule = rule_of(err)
-        if args.fragment and args.context == "main" and \
-                err.message == 'no "events" section in configuration':
-            continue            # a fragment included at main level: events {} is elsewhere
-        file = err.file if err.file is not None else name
+        if err.message == 'no "events" section in configuration' and (
+                args.fragment or parsed.main.error is not None):
+            continue            # a fragment included at main level has its events {}
+            #                     elsewhere; a file not read to its end may have one
+        file = err.file if err.file is not None and err.line else name
         key = (rule, file, err.line, err.message)
         if key in seen:
             continue
         seen.add(key)
-        line = err.start_line if err.file is not None else 0
-        out.append(Finding(file, line, (err.col or 1) if line else 0, err.line,
-                           _level(err), rule, err.message, err.text(), _hint(err, rule)))
+        line, col = pos.start(err) if file is err.file else (0, 0)
+        out.append(Finding(file, line, col, err.line if line else 0, _level(err), rule,
+                           err.message, err.text(), _hint(err, rule)))
     return out
+
+
+class Positions:
+    """Where a finding starts, in lines and characters.
+
+    A finding keeps the line nginx reports (the ``;`` or ``{`` of its statement); one
+    raised without a column (merge-time errors, which cite only FILE:LINE) gets the
+    statement ending there, preferably the one the message names.  Columns count
+    characters, not bytes, as editors and SARIF viewers do."""
+
+    def __init__(self, parsed):
+        from .conf.tree import walk
+        self.raw = {f.path: f.raw for f in parsed.files}
+        self.ends: dict = {}
+        for st, _ in walk(parsed):
+            self.ends.setdefault((st.file, st.end_line), []).append(st)
+
+    def start(self, err):
+        line, col = err.start_line, err.col
+        if not col:
+            sts = self.ends.get((err.file, err.line), [])
+            named = [st for st in sts if f'for {st.words[0].value} in' in err.message
+                     or f'"{st.words[0].value}"' in err.message]
+            st = (named or sts or [None])[0]
+            if st is None:
+                return line, 1
+            line, col = st.line, st.col
+        return line, self.chars(err.file, line, col)
+
+    def chars(self, file, line, col) -> int:
+        raw = self.raw.get(file)
+        if not raw or col <= 1:
+            return max(col, 1)
+        start = 0
+        for _ in range(line - 1):
+            start = raw.find(b"\n", start) + 1
+            if start == 0:
+                return col
+        return len(raw[start:start + col - 1].decode("utf-8", "replace")) + 1
 
 
 def as_text(findings) -> str:
@@ -247,7 +288,8 @@ def as_text(findings) -> str:
 
 
 def as_json(findings) -> str:
-    items = [{"file": f.file, "line": f.line, "column": f.column, "end_line": f.end_line,
+    items = [{"file": f.file, "line": f.line or None, "column": f.column or None,
+              "end_line": f.end_line or None,
               "level": f.level, "rule": f.rule, "message": f.message,
               "nginx_message": f.nginx_message, "hint": f.hint} for f in findings]
     summary = {"errors": sum(1 for f in findings if f.level == "error"),
@@ -314,6 +356,7 @@ def main(argv) -> int:
         findings = []
         for path in files:
             findings += lint_one(path, args)
+        findings.sort(key=lambda f: (f.file, f.line, f.column, f.rule, f.message))
         text = {"text": as_text, "json": as_json, "sarif": as_sarif}[args.format](findings)
         if args.output == "-":
             sys.stdout.write(text)

@@ -192,12 +192,12 @@ def test_lint_json_and_sarif(tmp_path):
     rc, out, err = cli("lint", "--format", "json", conf)
     doc = json.loads(out)
     assert doc["summary"]["errors"] == 2
-    f = doc["findings"][0]
+    f = next(f for f in doc["findings"] if f["level"] == "error")
     assert (f["line"], f["column"], f["rule"], f["level"]) == (6, 9, "unknown", "error")
     rc, out, err = cli("lint", "--format", "sarif", conf)
     sarif = json.loads(out)
     assert sarif["version"] == "2.1.0"
-    res = sarif["runs"][0]["results"]
+    res = [r for r in sarif["runs"][0]["results"] if r["level"] == "error"]
     region = res[0]["locations"][0]["physicalLocation"]["region"]
     assert (res[0]["ruleId"], region["startLine"], region["startColumn"]) == ("unknown", 6, 9)
     ids = {r["id"] for r in sarif["runs"][0]["tool"]["driver"]["rules"]}

@@ -249,3 +249,43 @@ def test_t_still_resolves_as_nginx_does(tmp_path, monkeypatch):
     res, conf = load_config(o)
     assert res.first_error.text() == \
         f'host not found in auth_http "auth.example.invalid:9000/auth" in {conf}:3'
+
+
+# --- order, columns, file-level findings -----------------------------------------------
+
+def test_findings_sorted_by_file_and_line_with_columns(tmp_path):
+    write(tmp_path, "server {\n    listen 0.0.0.0:110;\n  bar;\n}\n", "conf/z.conf")
+    write(tmp_path, "server {\n\tlisten 127.0.0.1:143;\n}\n", "conf/a.conf")
+    write(tmp_path, 'events {}\nmail {\n    include z.conf;\n    server_name "é"; foo;\n'
+          "    include a.conf;\n}\n", "conf/mail.conf")
+    rc, out, err = cli("lint", "conf/mail.conf", cwd=str(tmp_path))
+    assert out.splitlines() == [
+        'conf/a.conf:1:1: error: no "auth_http" is defined for server in conf/a.conf:1 '
+        '[merge]',
+        'conf/mail.conf:4:22: error: unknown directive "foo" [unknown]',
+        'conf/z.conf:1:1: error: no "auth_http" is defined for server in conf/z.conf:1 '
+        '[merge]',
+        'conf/z.conf:3:3: error: unknown directive "bar" [unknown]',
+    ]
+    conf = write(tmp_path, mail("  server {\n        listen 0.0.0.0:110;\n    }\n"))
+    rc, out, err = cli("lint", conf)
+    assert out.splitlines()[0] == (f"{conf}:5:9: warning: passwords are accepted in clear "
+                                   f"text on 0.0.0.0:110 (pop3) [plaintext-auth]")
+    conf = write(tmp_path, "events {}\nmail {\n    server {\n        listen 127.0.0.1:110;\n"
+                 "    }\n}\n")
+    rc, out, err = cli("lint", conf)
+    assert out == (f'{conf}:3:5: error: no "auth_http" is defined for server in {conf}:3 '
+                   f'[merge]\n')
+
+
+def test_file_level_findings_name_the_file(tmp_path):
+    conf = write(tmp_path, FRAGMENT)
+    rc, out, err = cli("lint", "--format", "json", conf)
+    f, = json.loads(out)["findings"]
+    assert (f["file"], f["line"], f["column"], f["message"]) == (
+        conf, None, None, 'no "events" section in configuration')
+    rc, out, err = cli("lint", conf)
+    assert out == f'{conf}: error: no "events" section in configuration [error]\n'
+    rc, out, err = cli("lint", "none.conf", cwd=str(tmp_path))
+    assert out == ('none.conf: error: open() "none.conf" failed (2: No such file or '
+                   'directory) [include]\n')
