@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 from typing import NamedTuple, Optional
 
@@ -219,6 +220,7 @@ def lint_one(path: str, args) -> list:
     findings += args.hosts.not_found(parsed)
     findings += check(res.analyzer, args.context)
     pos = Positions(parsed)
+    quiet = Suppressions(parsed)
     out = []
     seen = set()
     for err in findings:
@@ -233,8 +235,10 @@ def lint_one(path: str, args) -> list:
             continue
         seen.add(key)
         line, col = pos.start(err) if file is err.file else (0, 0)
-        out.append(Finding(file, line, col, err.line if line else 0, _level(err), rule,
-                           err.message, err.text(), _hint(err, rule)))
+        f = Finding(file, line, col, err.line if line else 0, _level(err), rule,
+                    err.message, err.text(), _hint(err, rule))
+        if selected(f, args) and not quiet.covers(f):
+            out.append(f)
     return out
 
 
@@ -318,12 +322,118 @@ def as_sarif(findings) -> str:
     return json.dumps(doc, indent=2) + "\n"
 
 
+class UsageError(Exception):
+    """Bad options or settings: exit status 2."""
+
+
+SETTINGS = ("select", "ignore", "fail-on", "dialect")
+
+
+def find_pyproject(start: str):
+    """The nearest pyproject.toml upward from ``start`` that has [tool.angie-mail]:
+    (path, its [tool.angie-mail.lint] table), or (None, {})."""
+    import tomllib
+    d = os.path.abspath(start)
+    while True:
+        path = os.path.join(d, "pyproject.toml")
+        if os.path.isfile(path):
+            try:
+                with open(path, "rb") as f:
+                    doc = tomllib.load(f)
+            except (OSError, tomllib.TOMLDecodeError) as e:
+                raise UsageError(f"{path}: {e}")
+            tool = doc.get("tool", {}).get("angie-mail")
+            if tool is not None:
+                table = tool.get("lint", {}) if isinstance(tool, dict) else None
+                if not isinstance(table, dict):
+                    raise UsageError(f"{path}: [tool.angie-mail.lint] must be a table")
+                return path, table
+        parent = os.path.dirname(d)
+        if parent == d:
+            return None, {}
+        d = parent
+
+
+def rule_list(value, where: str) -> list:
+    """Rule ids from "a,b", ["a", "b"] or repeated options; unknown ids are an error."""
+    items = value if isinstance(value, list) else [value]
+    out = []
+    for item in items:
+        if not isinstance(item, str):
+            raise UsageError(f"{where}: rule ids must be strings")
+        for rid in item.split(","):
+            rid = rid.strip()
+            if not rid:
+                continue
+            if rid not in RULES:
+                raise UsageError(f'{where}: unknown rule "{rid}"')
+            out.append(rid)
+    return out
+
+
+def settings(args) -> None:
+    """Fill args.select/ignore/fail_on/dialect: the command line over pyproject.toml
+    over the defaults.  --select replaces a configured select; --ignore adds to a
+    configured ignore."""
+    path, table = find_pyproject(os.getcwd())
+    where = f"{path}: [tool.angie-mail.lint]"
+    for key in table:
+        if key not in SETTINGS:
+            raise UsageError(f'{where}: unknown setting "{key}"')
+    for key, choices in (("fail-on", ("error", "warning")),
+                         ("dialect", ("angie-mail", "angie", "nginx"))):
+        if key in table and table[key] not in choices:
+            raise UsageError(f'{where}: {key} must be one of ' + ", ".join(choices))
+    select = rule_list(args.select, "--select") if args.select else \
+        rule_list(table["select"], where) if "select" in table else None
+    args.select = set(select) if select is not None else None
+    args.ignore = set(rule_list(table.get("ignore", []), where)) | \
+        set(rule_list(args.ignore or [], "--ignore"))
+    args.fail_on = args.fail_on or table.get("fail-on", "warning")
+    args.dialect = args.dialect or table.get("dialect", "angie-mail")
+
+
+class Suppressions:
+    """``# angie-mail: ignore[rule-id, ...]`` comments of the files read.  A comment
+    after a statement covers the statement's lines; a comment alone on its line covers
+    the statement that starts on the next line."""
+    PATTERN = re.compile(rb"#\s*angie-mail:\s*ignore\[([^\]\n]*)\]")
+
+    def __init__(self, parsed):
+        self.same: dict = {}        # (file, line) -> rule ids
+        self.next: dict = {}
+        for f in parsed.files:
+            if b"angie-mail:" not in f.raw:
+                continue
+            for n, line in enumerate(f.raw.split(b"\n"), 1):
+                m = self.PATTERN.search(line)
+                if m is None:
+                    continue
+                ids = {i.strip().decode("utf-8", "replace") for i in m.group(1).split(b",")}
+                if line[:m.start()].strip(b" \t\r"):
+                    self.same.setdefault((f.path, n), set()).update(ids)
+                else:
+                    self.next.setdefault((f.path, n + 1), set()).update(ids)
+
+    def covers(self, f: Finding) -> bool:
+        if not f.line:
+            return False
+        if f.rule in self.next.get((f.file, f.line), ()):
+            return True
+        return any(f.rule in self.same.get((f.file, n), ())
+                   for n in range(f.line, max(f.end_line, f.line) + 1))
+
+
+def selected(f: Finding, args) -> bool:
+    return (args.select is None or f.rule in args.select) and f.rule not in args.ignore
+
+
 def main(argv) -> int:
     p = argparse.ArgumentParser(prog="angie-mail lint", description=__doc__.split("\n\n")[0])
     p.add_argument("files", nargs="*", help="configuration files, or - for stdin")
     p.add_argument("--format", choices=("text", "json", "sarif"), default="text")
-    p.add_argument("--dialect", choices=("angie-mail", "angie", "nginx"),
-                   default="angie-mail")
+    p.add_argument("--dialect", choices=("angie-mail", "angie", "nginx"), default=None,
+                   help="what the configuration is written for (default: angie-mail)")
     p.add_argument("--context", choices=("main", "events", "mail", "server"), default=None,
                    help="lint a fragment: the contents of this context, included from "
                         "elsewhere (default: a whole configuration)")
@@ -338,17 +448,27 @@ def main(argv) -> int:
     p.add_argument("--resolve", action="store_true",
                    help="look up the host names of auth_http, resolver, listen... (by "
                         "default lint uses no DNS)")
-    p.add_argument("--fail-on", choices=("error", "warning"), default="warning")
+    p.add_argument("--select", action="append", metavar="RULE,...",
+                   help="report only these rules")
+    p.add_argument("--ignore", action="append", metavar="RULE,...",
+                   help="do not report these rules")
+    p.add_argument("--fail-on", choices=("error", "warning"), default=None,
+                   help="what makes the exit status 1 (default: warning)")
     p.add_argument("-o", "--output", default="-")
     try:
         args = p.parse_args(argv)
     except SystemExit as e:
         return 0 if e.code == 0 else 2
+    try:
+        settings(args)
+    except UsageError as e:
+        sys.stderr.write(f"angie-mail lint: {e}\n")
+        return 2
     args.fragment = args.context is not None
     args.context = args.context or "main"
     prefix = args.prefix or ""
     args.prefix = prefix if prefix.endswith("/") or not prefix else prefix + "/"
-    files = args.files or ["conf/mail.conf"]
+    files = args.files or [args.prefix + "conf/mail.conf"]
     from .conf import url
     args.hosts = HostNames(args.resolve)
     url.lookup = args.hosts

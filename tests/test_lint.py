@@ -289,3 +289,68 @@ def test_file_level_findings_name_the_file(tmp_path):
     rc, out, err = cli("lint", "none.conf", cwd=str(tmp_path))
     assert out == ('none.conf: error: open() "none.conf" failed (2: No such file or '
                    'directory) [include]\n')
+
+
+# --- rule selection ----------------------------------------------------------------------
+
+TWO_WARNINGS = """events {}
+mail {
+    auth_http 10.1.2.3:9000/auth;
+    server {
+        listen 0.0.0.0:110;
+    }
+}
+"""
+
+
+def test_select_and_ignore(tmp_path):
+    conf = write(tmp_path, TWO_WARNINGS)
+    assert rules_of(cli("lint", conf)[1]) == ["auth-http-cleartext", "plaintext-auth"]
+    assert rules_of(cli("lint", "--select", "plaintext-auth", conf)[1]) == ["plaintext-auth"]
+    assert rules_of(cli("lint", "--ignore", "plaintext-auth,auth-http-cleartext", conf)[1]) \
+        == []
+    assert cli("lint", "--ignore", "plaintext-auth,auth-http-cleartext", conf)[0] == 0
+    rc, out, err = cli("lint", "--select", "plaintext-auht", conf)
+    assert (rc, out) == (2, "")
+    assert 'unknown rule "plaintext-auht"' in err
+
+
+def test_inline_suppression(tmp_path):
+    text = TWO_WARNINGS.replace("listen 0.0.0.0:110;",
+                                "listen 0.0.0.0:110;  # angie-mail: ignore[plaintext-auth]")
+    assert rules_of(cli("lint", write(tmp_path, text))[1]) == ["auth-http-cleartext"]
+    text = TWO_WARNINGS.replace(
+        "    auth_http", "    # angie-mail: ignore[auth-http-cleartext, plaintext-auth]\n"
+        "    auth_http")
+    assert rules_of(cli("lint", write(tmp_path, text))[1]) == ["plaintext-auth"]
+    # only the line before: not further up, and not another rule
+    text = TWO_WARNINGS.replace("    server {", "    # angie-mail: ignore[plaintext-auth]\n"
+                                "    server {")
+    assert rules_of(cli("lint", write(tmp_path, text))[1]) == ["auth-http-cleartext",
+                                                              "plaintext-auth"]
+    text = TWO_WARNINGS.replace("listen 0.0.0.0:110;",
+                                "listen 0.0.0.0:110;  # angie-mail: ignore[not-portable]")
+    assert rules_of(cli("lint", write(tmp_path, text))[1]) == ["auth-http-cleartext",
+                                                              "plaintext-auth"]
+
+
+def test_pyproject_defaults(tmp_path):
+    (tmp_path / "pyproject.toml").write_text(
+        '[project]\nname = "x"\n\n[tool.angie-mail.lint]\nignore = ["plaintext-auth"]\n'
+        'fail-on = "error"\ndialect = "nginx"\n')
+    sub = tmp_path / "deploy" / "mail"
+    sub.mkdir(parents=True)
+    conf = write(sub, TWO_WARNINGS.replace("    server {", "    ssl off;\n    server {"))
+    rc, out, err = cli("lint", conf, cwd=str(sub))
+    assert rc == 0          # fail-on error; nginx knows "ssl"
+    assert rules_of(out) == ["auth-http-cleartext", "nginx-warning"]
+    rc, out, err = cli("lint", "--fail-on", "warning", "--ignore", "nginx-warning", conf,
+                       cwd=str(sub))
+    assert (rc, rules_of(out)) == (1, ["auth-http-cleartext"])
+    rc, out, err = cli("lint", "--select", "plaintext-auth", conf, cwd=str(sub))
+    assert rules_of(out) == []          # ignore still applies
+    assert cli("lint", conf, cwd=str(tmp_path.parent))[0] == 1      # not found upward
+    (tmp_path / "pyproject.toml").write_text('[tool.angie-mail.lint]\nfail_on = "error"\n')
+    rc, out, err = cli("lint", conf, cwd=str(sub))
+    assert rc == 2 and f'{tmp_path}/pyproject.toml: [tool.angie-mail.lint]: unknown ' \
+        f'setting "fail_on"' in err
