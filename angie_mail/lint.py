@@ -67,6 +67,27 @@ RULES = {
     "smtp-mail-without-tls": Rule("warning", "MX accepts mail in clear text under "
                                   "starttls only", "accept it for an MX on port 25, or use "
                                   "listen ... ssl"),
+    "other-protocol-directive": Rule("warning", "Another protocol's directive in a server "
+                                     "(ignored there)", "move it to the server of that "
+                                     "protocol, or to mail {}"),
+    "split-capability": Rule("warning", "One capability written as two words",
+                             'quote it as one: smtp_capabilities "SIZE 50000000";'),
+    "misspelled-capability": Rule("warning", "Capability name that does not exist",
+                                  "use the name the protocol defines"),
+    "unservable-capability": Rule("warning", "Capability that makes clients send what the "
+                                  "proxy refuses before login", "remove it (IMAP ID, SMTP "
+                                  "CHUNKING)"),
+    "capability-reply-text": Rule("warning", "Reply text (250-, +OK, * CAPABILITY) in a "
+                                  "capability", "write the capability only"),
+    "starttls-capability": Rule("warning", "STARTTLS/STLS written in the capabilities",
+                                "remove it and use the starttls directive"),
+    "mail-without-server": Rule("warning", "mail {} without server {}",
+                                "add a server, or remove mail {}"),
+    "auth-http-header-variable": Rule("warning", "$variable in auth_http_header (sent as "
+                                      "it is)", "remove it: the mail modules expand no "
+                                      "variables"),
+    "auth-on-mx": Rule("warning", "AUTH offered on an smtp_auth none server on port 25",
+                       'use "smtp_auth none;" on port 25, AUTH on 587/465'),
 }
 
 LEVEL_NAMES = ("warn", "notice", "info")

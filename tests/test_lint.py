@@ -354,3 +354,128 @@ def test_pyproject_defaults(tmp_path):
     rc, out, err = cli("lint", conf, cwd=str(sub))
     assert rc == 2 and f'{tmp_path}/pyproject.toml: [tool.angie-mail.lint]: unknown ' \
         f'setting "fail_on"' in err
+
+
+# --- mail-semantic warnings --------------------------------------------------------------
+
+def lint_server(tmp_path, lines, protocol="imap", port=1143, extra_mail="", *opts):
+    body = "".join(f"        {l}\n" for l in lines)
+    conf = write(tmp_path, mail(extra_mail + f"    server {{\n        listen 127.0.0.1:{port};\n"
+                                f"        protocol {protocol};\n{body}    }}\n"))
+    rc, out, err = cli("lint", *opts, conf)
+    assert err == ""
+    return conf, rc, out
+
+
+def test_other_protocols_directive_in_a_server(tmp_path):
+    conf, rc, out = lint_server(tmp_path, ["smtp_auth plain;", "imap_auth plain;"])
+    assert out == (f'{conf}:7:9: warning: "smtp_auth" has no effect in an imap server '
+                   f'[other-protocol-directive]\n'
+                   f'  hint: move it to the smtp server it is meant for, or to mail {{}}\n')
+    # at mail level it is how settings are shared between servers
+    conf, rc, out = lint_server(tmp_path, [], extra_mail="    smtp_auth plain;\n")
+    assert (rc, out) == (0, "")
+
+
+def test_capability_split_in_two(tmp_path):
+    conf, rc, out = lint_server(tmp_path, ["smtp_capabilities SIZE 50000000 PIPELINING;"],
+                                "smtp", 1587)
+    assert out == (f'{conf}:7:9: warning: "SIZE" and "50000000" are two capabilities, two '
+                   f'lines of the EHLO reply [split-capability]\n'
+                   f'  hint: quote them as one: "SIZE 50000000"\n')
+    conf, rc, out = lint_server(tmp_path, ["imap_capabilities IMAP4rev1 LITERAL +;"])
+    assert out == (f'{conf}:7:9: warning: "LITERAL" and "+" are two capabilities '
+                   f'[split-capability]\n  hint: write LITERAL+\n')
+    conf, rc, out = lint_server(tmp_path, ["pop3_capabilities TOP USER EXPIRE NEVER;"],
+                                "pop3", 1110)
+    assert '"EXPIRE" and "NEVER" are two capabilities, two lines of the CAPA reply' in out
+    conf, rc, out = lint_server(tmp_path, ['smtp_capabilities "SIZE 50000000" 8BITMIME '
+                                           'PIPELINING;'], "smtp", 1587)
+    assert (rc, out) == (0, "")
+
+
+def test_misspelled_capability(tmp_path):
+    conf, rc, out = lint_server(tmp_path, ['imap_capabilities IMAP4rev1 "LITERAL +";'])
+    assert out == (f'{conf}:7:9: warning: "LITERAL +" is not an IMAP capability (IMAP '
+                   f'capabilities are single words) [misspelled-capability]\n'
+                   f'  hint: did you mean LITERAL+?\n')
+    conf, rc, out = lint_server(tmp_path, ["smtp_capabilities PIPELINEING 8BITMIME;"],
+                                "smtp", 1587)
+    assert out == (f'{conf}:7:9: warning: "PIPELINEING" is not an SMTP capability '
+                   f'[misspelled-capability]\n  hint: did you mean PIPELINING?\n')
+    # names that resemble nothing known are left alone (X- extensions, vendors')
+    conf, rc, out = lint_server(tmp_path, ["imap_capabilities IMAP4rev1 X-ACME-FOO;"])
+    assert (rc, out) == (0, "")
+
+
+def test_capability_the_proxy_cannot_serve(tmp_path):
+    conf, rc, out = lint_server(tmp_path, ["imap_capabilities IMAP4rev1 ID IDLE;"])
+    assert out == (f'{conf}:7:9: warning: "ID" makes clients send ID before login, which '
+                   f'the proxy answers with "BAD invalid command" [unservable-capability]\n'
+                   f'  hint: remove ID: the backend offers it after login\n')
+    conf, rc, out = lint_server(tmp_path, ["smtp_capabilities PIPELINING CHUNKING;"],
+                                "smtp", 1587)
+    assert out.splitlines()[0] == (
+        f'{conf}:7:9: warning: "CHUNKING" makes clients send BDAT with the message right '
+        f'behind it; where the proxy answers itself (a refused RCPT, a failed AUTH) it '
+        f'refuses BDAT and reads the message as commands [unservable-capability]')
+
+
+def test_reply_text_in_capabilities(tmp_path):
+    conf, rc, out = lint_server(tmp_path, ['smtp_capabilities "250-SIZE 1000" 8BITMIME;'],
+                                "smtp", 1587)
+    assert out == (f'{conf}:7:9: warning: "250-SIZE 1000" holds reply text: the proxy '
+                   f'writes "250-" itself [capability-reply-text]\n'
+                   f'  hint: write the capability only: "SIZE 1000"\n')
+    conf, rc, out = lint_server(tmp_path, ['pop3_capabilities TOP "+OK USER";'], "pop3", 1110)
+    assert '"+OK USER" holds reply text' in out
+
+
+def test_starttls_in_capabilities(tmp_path):
+    conf, rc, out = lint_server(tmp_path, ["smtp_capabilities PIPELINING STARTTLS;"],
+                                "smtp", 1587)
+    assert out == (f'{conf}:7:9: warning: STARTTLS is advertised but starttls is off: the '
+                   f'proxy refuses STARTTLS [starttls-capability]\n'
+                   f'  hint: remove STARTTLS from smtp_capabilities and set "starttls on;" '
+                   f'(the proxy advertises it then)\n')
+    conf, rc, out = lint_server(tmp_path, ["pop3_capabilities TOP USER STLS;", "starttls on;"],
+                                "pop3", 1110, TLS_FILES)
+    assert f'{conf}:9:9: warning: STLS is listed in pop3_capabilities and added by ' \
+           f'"starttls on": clients see it twice [starttls-capability]' in out
+
+
+def test_mail_without_server(tmp_path):
+    conf = write(tmp_path, "events {}\nmail {\n    auth_http 127.0.0.1:9000/auth;\n}\n")
+    rc, out, err = cli("lint", conf)
+    assert out == (f"{conf}:2:1: warning: mail {{}} has no server {{}}: it opens no socket "
+                   f"[mail-without-server]\n"
+                   f"  hint: add a server {{ listen ...; }}, or remove mail {{}}\n")
+
+
+def test_variables_in_auth_http_header(tmp_path):
+    conf, rc, out = lint_server(tmp_path, ['auth_http_header X-Client "$remote_addr";',
+                                           "auth_http_header X-Key secret$1;"])
+    assert out == (f'{conf}:7:9: warning: "$remote_addr" is sent as it is: the mail modules '
+                   f'expand no variables [auth-http-header-variable]\n'
+                   f'  hint: the auth request carries Client-IP, Client-Host and Auth-* '
+                   f'headers already (docs/auth_http.md)\n')
+
+
+def test_auth_mechanisms_on_an_mx(tmp_path):
+    conf, rc, out = lint_server(tmp_path, ["smtp_auth none plain;"], "smtp", 25)
+    assert out == (f"{conf}:7:9: warning: smtp_auth offers AUTH PLAIN on port 25 (an MX): "
+                   f"no MTA authenticates there, password guessers do [auth-on-mx]\n"
+                   f'  hint: use "smtp_auth none;" on port 25 and offer AUTH on 587 or 465\n')
+    conf, rc, out = lint_server(tmp_path, ["smtp_auth none plain;"], "smtp", 1587)
+    assert (rc, out) == (0, "")
+
+
+def test_ssl_directive_hint(tmp_path):
+    conf = write(tmp_path, mail("    ssl on;\n    server {\n        listen 127.0.0.1:110;\n"
+                                "    }\n"))
+    rc, out, err = cli("lint", "--dialect", "angie", conf)
+    assert out == (f'{conf}:4:5: error: unknown directive "ssl" [unknown]\n'
+                   f'  hint: use "listen ... ssl" for implicit TLS (the "ssl" directive was '
+                   f'removed from Angie)\n')
+    rc, out, err = cli("lint", "--dialect", "nginx", conf)
+    assert '  hint: use "listen ... ssl" for implicit TLS' in out

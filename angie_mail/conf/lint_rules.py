@@ -15,12 +15,21 @@ docs/lint.md; the one-line summaries and fixes are in ``angie_mail.lint.RULES``.
   uses can negotiate them (:func:`negotiable`);
 * ``smtp-mail-without-tls``: an SMTP server with ``starttls only`` and ``smtp_auth none``
   on a non-loopback listener without ``ssl``: ``starttls only`` refuses only AUTH, so
-  mail is accepted in clear text (Angie's MX semantics).
+  mail is accepted in clear text (Angie's MX semantics);
+* ``other-protocol-directive``: ``smtp_*`` in an IMAP server and the like (ignored);
+* ``split-capability``, ``misspelled-capability``, ``unservable-capability``,
+  ``capability-reply-text``, ``starttls-capability``: ``*_capabilities`` lists that do
+  not say what was meant, or advertise what the proxy refuses before login;
+* ``mail-without-server``: a ``mail {}`` that opens no socket;
+* ``auth-http-header-variable``: a ``$variable`` in ``auth_http_header`` (sent as is);
+* ``auth-on-mx``: AUTH offered by an ``smtp_auth none`` server on port 25.
 """
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
+import re
 import socket
 from functools import lru_cache
 
@@ -122,9 +131,38 @@ def check(an, context: str = "main") -> list:
     """Findings for an analysed configuration (``an``: the Analyzer after the merge)."""
     sc = Scope(an, context)
     mail = an.mail
+    for st, _ in _walk(sc.parsed):
+        name = st.words[0].value
+        if name in CAPABILITIES and st.block is None:
+            _capabilities(sc, st, name.split("_")[0])
+        elif name == "auth_http_header" and len(st.words) == 3 and st.block is None:
+            _header_variables(sc, st)
+    if an.mail is not None and not an.servers:
+        blocks = sc.mail_blocks()
+        if blocks:
+            sc.add("mail-without-server", "mail {} has no server {}: it opens no socket",
+                   blocks[0], "add a server { listen ...; }, or remove mail {}")
     default_weak = []               # (server, Level) using the default ssl_protocols
     for srv, lv in an.server_pairs:
         proto = srv.protocol
+        for st in sc.stmts_of(lv):
+            name = st.words[0].value
+            other = name.split("_")[0]
+            if other in PROTOCOLS and other != proto and "_" in name:
+                article = "a" if proto == "pop3" else "an"
+                sc.add("other-protocol-directive",
+                       f'"{name}" has no effect in {article} {proto} server', st,
+                       f"move it to the {other} server it is meant for, or to mail {{}}")
+        _starttls_capability(sc, srv, lv)
+        if proto == "smtp" and "none" in srv.smtp_auth and len(srv.smtp_auth) > 1 \
+                and any(l.addr.port == 25 for l in srv.listens):
+            mechs = " ".join(m.upper() for m in SMTP_MECHANISMS if m in srv.smtp_auth)
+            sc.add("auth-on-mx",
+                   f"smtp_auth offers AUTH {mechs} on port 25 (an MX): no MTA "
+                   f"authenticates there, password guessers do",
+                   sc.stmt_of("smtp_auth", lv, mail),
+                   'use "smtp_auth none;" on port 25 and offer AUTH on 587 or 465',
+                   pos=srv.pos)
         password_auth = not (proto == "smtp" and srv.smtp_auth == frozenset({"none"}))
         if srv.starttls != "only" and password_auth:
             for l in srv.listens:
@@ -203,6 +241,158 @@ def _default_protocols(sc, servers) -> None:
            f"the default ssl_protocols ({default} in {which}) includes {' '.join(weak)}, "
            f'which this OpenSSL negotiates with ssl_ciphers "{ciphers}"', st,
            'set "ssl_protocols TLSv1.2 TLSv1.3;" in mail {}', pos=srv.pos)
+
+
+# --- capabilities -----------------------------------------------------------------------
+
+PROTOCOLS = ("pop3", "imap", "smtp")
+CAPABILITIES = ("pop3_capabilities", "imap_capabilities", "smtp_capabilities")
+SMTP_MECHANISMS = ("plain", "login", "cram-md5", "external", "xoauth2", "oauthbearer")
+# capability names in use (IANA registries, and common vendor ones)
+KNOWN = {
+    "imap": """IMAP4 IMAP4rev1 IMAP4rev2 ACL ANNOTATE-EXPERIMENT-1 APPENDLIMIT BINARY
+        CATENATE CHILDREN COMPRESS=DEFLATE CONDSTORE CONTEXT=SEARCH CONTEXT=SORT CONVERT
+        CREATE-SPECIAL-USE ENABLE ESEARCH ESORT FILTERS I18NLEVEL=1 I18NLEVEL=2 ID IDLE
+        IMAPSIEVE= INPROGRESS LANGUAGE LIST-EXTENDED LIST-METADATA LIST-MYRIGHTS
+        LIST-STATUS LITERAL+ LITERAL- LOGIN-REFERRALS LOGINDISABLED MAILBOX-REFERRALS
+        METADATA METADATA-SERVER MOVE MULTIAPPEND MULTISEARCH NAMESPACE NOTIFY OBJECTID
+        PARTIAL PREVIEW QRESYNC QUOTA QUOTASET REPLACE SASL-IR SAVEDATE SEARCH=FUZZY
+        SEARCHRES SORT SORT=DISPLAY SPECIAL-USE STARTTLS STATUS=SIZE THREAD=ORDEREDSUBJECT
+        THREAD=REFERENCES THREAD=REFS UIDONLY UIDPLUS UNAUTHENTICATE UNSELECT URL-PARTIAL
+        URLAUTH URLAUTH=BINARY UTF8=ACCEPT UTF8=ONLY WITHIN XLIST X-GM-EXT-1
+        AUTH=PLAIN AUTH=LOGIN AUTH=CRAM-MD5 AUTH=EXTERNAL AUTH=XOAUTH2
+        AUTH=OAUTHBEARER""".split(),
+    "smtp": """8BITMIME AUTH BINARYMIME BURL CHUNKING CONPERM CONNEG DELIVERBY DSN
+        ENHANCEDSTATUSCODES ETRN EXPN FUTURERELEASE HELP LIMITS MT-PRIORITY MTRK
+        NO-SOLICITING PIPELINING REQUIRETLS RRVS SIZE SMTPUTF8 STARTTLS SUBMITTER VRFY
+        XCLIENT XFORWARD""".split(),
+    "pop3": """TOP USER SASL RESP-CODES LOGIN-DELAY PIPELINING EXPIRE UIDL IMPLEMENTATION
+        AUTH-RESP-CODE STLS UTF8 LANG""".split(),
+}
+KNOWN_UPPER = {p: {c.upper() for c in caps} for p, caps in KNOWN.items()}
+# capabilities whose line carries parameters after a space (SMTP and POP3 only)
+WITH_PARAMETERS = {"smtp": {"SIZE", "AUTH", "DELIVERBY", "MT-PRIORITY", "LIMITS", "MTRK",
+                            "FUTURERELEASE"},
+                   "pop3": {"EXPIRE", "LOGIN-DELAY", "SASL", "IMPLEMENTATION", "LANG",
+                            "UTF8"}}
+REPLY_TEXT = {"smtp": re.compile(r"^(\d{3}[- ])"), "pop3": re.compile(r"^(\+OK ?)", re.I),
+              "imap": re.compile(r"^(\* CAPABILITY ?|\* )", re.I)}
+REPLY = {"smtp": "EHLO reply", "pop3": "CAPA reply", "imap": "CAPABILITY reply"}
+STARTTLS_WORD = {"smtp": "STARTTLS", "imap": "STARTTLS", "pop3": "STLS"}
+
+
+def _known(proto: str, cap: str) -> bool:
+    c = cap.upper()
+    if c in KNOWN_UPPER[proto]:
+        return True
+    if proto == "imap":
+        return c.startswith(("AUTH=", "QUOTA=", "RIGHTS=", "IMAPSIEVE=", "THREAD=",
+                             "COMPRESS=", "CONTEXT=", "I18NLEVEL=", "UTF8=", "SORT="))
+    return c.split(" ", 1)[0] in KNOWN_UPPER[proto]
+
+
+def _suggest(proto: str, cap: str):
+    c = cap.upper()
+    squeezed = c.replace(" ", "")
+    if squeezed != c and _known(proto, squeezed):
+        return next((k for k in KNOWN[proto] if k.upper() == squeezed), squeezed)
+    key = c.split(" ", 1)[0] if proto != "imap" else c
+    m = difflib.get_close_matches(key, KNOWN[proto], n=1, cutoff=0.85)
+    return m[0] if m else None
+
+
+def _capabilities(sc, st, proto: str) -> None:
+    words = st.words[1:]
+    i = 0
+    while i < len(words):
+        w = words[i]
+        cap = w.value
+        i += 1
+        nxt = words[i] if i < len(words) else None
+        if nxt is not None and not w.quoted and not nxt.quoted and \
+                _split(proto, cap, nxt.value):
+            joined = cap + nxt.value if proto == "imap" else f"{cap} {nxt.value}"
+            where = f", two lines of the {REPLY[proto]}" if proto != "imap" else ""
+            hint = f'quote them as one: "{joined}"' if proto != "imap" else f"write {joined}"
+            sc.add("split-capability",
+                   f'"{cap}" and "{nxt.value}" are two capabilities{where}', st, hint)
+            i += 1
+            continue
+        m = REPLY_TEXT[proto].match(cap)
+        if m:
+            rest = cap[m.end():]
+            sc.add("capability-reply-text",
+                   f'"{cap}" holds reply text: the proxy writes "{m.group(1)}" itself', st,
+                   f'write the capability only: "{rest}"')
+            continue
+        upper = cap.upper()
+        if proto == "imap" and upper == "ID":
+            sc.add("unservable-capability",
+                   '"ID" makes clients send ID before login, which the proxy answers with '
+                   '"BAD invalid command"', st, "remove ID: the backend offers it after login")
+            continue
+        if proto == "smtp" and upper.split(" ")[0] in ("CHUNKING", "BDAT"):
+            sc.add("unservable-capability",
+                   f'"{cap}" makes clients send BDAT with the message right behind it; where '
+                   f'the proxy answers itself (a refused RCPT, a failed AUTH) it refuses BDAT '
+                   f'and reads the message as commands', st,
+                   f"remove {cap}: clients then send DATA, which waits for the go-ahead")
+            continue
+        if cap and not _known(proto, cap) and not cap.isdigit():
+            spaced = proto == "imap" and " " in cap
+            if spaced and all(_known(proto, part) for part in cap.split()):
+                continue        # several capabilities in one string: shown the same
+            guess = _suggest(proto, cap)
+            if spaced or guess:
+                why = " (IMAP capabilities are single words)" if spaced else ""
+                sc.add("misspelled-capability",
+                       f'"{cap}" is not an {proto.upper()} capability{why}', st,
+                       f"did you mean {guess}?" if guess else
+                       "write each capability as an argument of its own")
+
+
+def _split(proto: str, first: str, second: str) -> bool:
+    """Whether two bare words were meant as one capability."""
+    if proto == "imap":
+        return not _known(proto, first) and _known(proto, first + second)
+    if second.isdigit():
+        return not first.isdigit()
+    return first.upper() in WITH_PARAMETERS[proto] and not _known(proto, second)
+
+
+def _starttls_capability(sc, srv, lv) -> None:
+    proto = srv.protocol
+    field = f"{proto}_capabilities"
+    word = STARTTLS_WORD[proto]
+    caps = getattr(srv, field)
+    if not any(c.upper() == word for c in caps):
+        return
+    level = lv if field in lv.values else sc.an.mail
+    st = next((s for s in sc.stmts_of(level) if s.words[0].value == field
+               and any(w.value.upper() == word for w in s.words[1:])), None)
+    if srv.starttls == "off":
+        sc.add("starttls-capability",
+               f"{word} is advertised but starttls is off: the proxy refuses {word}", st,
+               f'remove {word} from {field} and set "starttls on;" (the proxy advertises it '
+               f'then)', pos=srv.pos)
+    else:
+        sc.add("starttls-capability",
+               f'{word} is listed in {field} and added by "starttls {srv.starttls}": '
+               f'clients see it twice', st, f"remove {word} from {field}", pos=srv.pos)
+
+
+_VARIABLE = re.compile(r"\$(\{?[A-Za-z_][A-Za-z0-9_]*\}?)")
+
+
+def _header_variables(sc, st) -> None:
+    for w in st.words[1:]:
+        m = _VARIABLE.search(w.value)
+        if m:
+            sc.add("auth-http-header-variable",
+                   f'"{w.value}" is sent as it is: the mail modules expand no variables', st,
+                   "the auth request carries Client-IP, Client-Host and Auth-* headers "
+                   "already (docs/auth_http.md)")
+            return
 
 
 # --- which protocol versions the proxy's OpenSSL negotiates ------------------------------
