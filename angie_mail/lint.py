@@ -242,10 +242,15 @@ def lint_one(path: str, args) -> list:
     findings += check(res.analyzer, args.context)
     pos = Positions(parsed)
     quiet = Suppressions(parsed)
+    # past a syntax error the rest of that file is unknown: what the merge misses
+    # (a server cut in the middle has no auth_http, no protocol) is not reported
+    cut = any(f.error is not None and f.error.kind == "syntax" for f in parsed.files)
     out = []
     seen = set()
     for err in findings:
         rule = rule_of(err)
+        if cut and (err.kind == "merge" or rule == "mail-without-server"):
+            continue
         if err.message == 'no "events" section in configuration' and (
                 args.fragment or parsed.main.error is not None):
             continue            # a fragment included at main level has its events {}
@@ -323,22 +328,59 @@ def as_json(findings) -> str:
                        "summary": summary}, indent=2) + "\n"
 
 
+DOCS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "lint.md")
+
+
+def help_uri(rule: str) -> str:
+    """The rule's section of docs/lint.md (shipped in the package as lint.md)."""
+    import pathlib
+    return pathlib.Path(os.path.realpath(DOCS)).as_uri() + "#" + rule
+
+
+def artifact_uri(path: str) -> dict:
+    """A SARIF artifactLocation: an absolute path as a file: URI, a relative one as a
+    relative reference under %SRCROOT% (the current directory), percent-encoded (spaces,
+    ``<stdin>``, non-ASCII bytes)."""
+    from urllib.parse import quote
+    raw = path.encode("utf-8", "surrogateescape")
+    if path.startswith("/"):
+        return {"uri": "file://" + quote(raw, safe="/")}
+    return {"uri": quote(raw, safe="/"), "uriBaseId": "%SRCROOT%"}
+
+
 def as_sarif(findings) -> str:
+    import pathlib
+    ids = list(RULES)
     results = []
     for f in findings:
-        r = {"ruleId": f.rule, "level": f.level, "message": {"text": f.nginx_message}}
-        if f.file:
-            region = {"startLine": max(f.line, 1), "startColumn": max(f.column, 1)}
+        text = f.nginx_message + (f" (hint: {f.hint})" if f.hint else "")
+        r = {"ruleId": f.rule, "ruleIndex": ids.index(f.rule), "level": f.level,
+             "message": {"text": text}}
+        loc = {"artifactLocation": artifact_uri(f.file)}
+        if f.line:
+            loc["region"] = {"startLine": f.line, "startColumn": f.column}
             if f.end_line and f.end_line != f.line:
-                region["endLine"] = f.end_line
-            r["locations"] = [{"physicalLocation": {
-                "artifactLocation": {"uri": f.file}, "region": region}}]
+                loc["region"]["endLine"] = f.end_line
+        r["locations"] = [{"physicalLocation": loc}]
         results.append(r)
-    rules = [{"id": rid, "shortDescription": {"text": r.summary},
-              "defaultConfiguration": {"level": r.level}} for rid, r in RULES.items()]
+    rules = []
+    for rid, r in RULES.items():
+        rules.append({
+            "id": rid,
+            "name": "".join(w.capitalize() for w in rid.split("-")),
+            "shortDescription": {"text": r.summary},
+            "fullDescription": {"text": f"{r.summary}. Fix: {r.fix}."},
+            "help": {"text": f"{r.summary}. Fix: {r.fix}. See docs/lint.md#{rid}.",
+                     "markdown": f"**{r.summary}.** Fix: {r.fix}. See "
+                                 f"[docs/lint.md]({help_uri(rid)})."},
+            "helpUri": help_uri(rid),
+            "defaultConfiguration": {"level": r.level}})
+    cwd = pathlib.Path(os.getcwd()).as_uri().rstrip("/") + "/"
     doc = {"$schema": "https://json.schemastore.org/sarif-2.1.0.json", "version": "2.1.0",
            "runs": [{"tool": {"driver": {"name": "angie-mail", "version": __version__,
                                          "rules": rules}},
+                     "originalUriBaseIds": {"%SRCROOT%": {"uri": cwd}},
+                     "columnKind": "unicodeCodePoints",
                      "results": results}]}
     return json.dumps(doc, indent=2) + "\n"
 

@@ -479,3 +479,52 @@ def test_ssl_directive_hint(tmp_path):
                    f'removed from Angie)\n')
     rc, out, err = cli("lint", "--dialect", "nginx", conf)
     assert '  hint: use "listen ... ssl" for implicit TLS' in out
+
+
+# --- SARIF ---------------------------------------------------------------------------------
+
+def test_sarif_uris_rules_and_help(tmp_path):
+    from urllib.parse import unquote, urlparse
+    write(tmp_path, "events {}\nmail {\n    foo;\n}\n", "my conf/mail é.conf")
+    rc, out, err = cli("lint", "--format", "sarif", "--select", "unknown",
+                       "my conf/mail é.conf", "-",
+                       cwd=str(tmp_path), stdin=b"events {}\nbar;\n")
+    run = json.loads(out)["runs"][0]
+    assert run["originalUriBaseIds"]["%SRCROOT%"]["uri"] == tmp_path.as_uri() + "/"
+    assert run["columnKind"] == "unicodeCodePoints"
+    locs = [r["locations"][0]["physicalLocation"] for r in run["results"]]
+    assert [l["artifactLocation"] for l in locs] == [
+        {"uri": "%3Cstdin%3E", "uriBaseId": "%SRCROOT%"},
+        {"uri": "my%20conf/mail%20%C3%A9.conf", "uriBaseId": "%SRCROOT%"}]
+    assert [(l["region"]["startLine"], l["region"]["startColumn"]) for l in locs] == \
+        [(2, 1), (3, 5)]
+    conf = str(tmp_path / "my conf" / "mail é.conf")
+    rc, out, err = cli("lint", "--format", "sarif", "--select", "unknown", conf)
+    loc = json.loads(out)["runs"][0]["results"][0]["locations"][0]["physicalLocation"]
+    assert loc["artifactLocation"] == {"uri": "file://" + conf.replace(" ", "%20").replace(
+        "é", "%C3%A9")}
+    rules = run["tool"]["driver"]["rules"]
+    from angie_mail.lint import RULES
+    assert [r["id"] for r in rules] == list(RULES)
+    for r in run["results"]:
+        assert rules[r["ruleIndex"]]["id"] == r["ruleId"]
+    docs = open(os.path.join(ROOT, "docs", "lint.md")).read()
+    for r in rules:
+        assert r["help"]["text"] and r["fullDescription"]["text"]
+        uri = urlparse(r["helpUri"])
+        assert uri.scheme == "file" and uri.fragment == r["id"]
+        assert os.path.samefile(unquote(uri.path), os.path.join(ROOT, "docs", "lint.md"))
+        assert f"\n### {r['id']}\n" in docs, r["id"]
+
+
+def test_a_syntax_error_hides_what_it_cut_off(tmp_path):
+    conf = write(tmp_path, "events {}\nmail {\n    server {\n        listen 127.0.0.1:110\n"
+                 "    }\n}\n")
+    rc, out, err = cli("lint", conf)
+    assert out == f'{conf}:5:1: error: unexpected "}}" [syntax]\n'
+
+
+def test_misspelled_capability_transposed_letters(tmp_path):
+    conf, rc, out = lint_server(tmp_path, ["imap_capabilities IMAP4rev1 IDEL;"])
+    assert '"IDEL" is not an IMAP capability' in out and "did you mean IDLE?" in out
+

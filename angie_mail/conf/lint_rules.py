@@ -297,7 +297,7 @@ def _suggest(proto: str, cap: str):
     if squeezed != c and _known(proto, squeezed):
         return next((k for k in KNOWN[proto] if k.upper() == squeezed), squeezed)
     key = c.split(" ", 1)[0] if proto != "imap" else c
-    m = difflib.get_close_matches(key, KNOWN[proto], n=1, cutoff=0.85)
+    m = difflib.get_close_matches(key, KNOWN[proto], n=1, cutoff=0.75)
     return m[0] if m else None
 
 
