@@ -528,3 +528,28 @@ def test_misspelled_capability_transposed_letters(tmp_path):
     conf, rc, out = lint_server(tmp_path, ["imap_capabilities IMAP4rev1 IDEL;"])
     assert '"IDEL" is not an IMAP capability' in out and "did you mean IDLE?" in out
 
+
+# --- pre-commit ----------------------------------------------------------------------------
+
+def test_pre_commit_hook_lints_the_top_level_configuration_only(tmp_path):
+    """The hook runs its entry with the args of the documented setup and no file names:
+    fragments are linted through their include, other .conf files not at all."""
+    import re
+    import shlex
+    hooks = open(os.path.join(ROOT, ".pre-commit-hooks.yaml")).read()
+    assert re.search(r"^  pass_filenames: false$", hooks, re.M)
+    entry = re.search(r"^  entry: (.*)$", hooks, re.M).group(1)
+    docs = open(os.path.join(ROOT, "docs", "lint.md")).read()
+    setup = docs[docs.index("### pre-commit"):]
+    setup = setup[setup.index("```yaml"):]
+    args = re.search(r"args: \[(.*?)\]", setup).group(1).split(", ")
+    files = re.search(r"files: (\S+)", setup).group(1)
+    write(tmp_path, "server {\n    listen 127.0.0.1:110;\n    protocl pop3;\n}\n",
+          "conf/mail.d/pop3.conf")
+    write(tmp_path, "events {}\nmail {\n    auth_http 127.0.0.1:9000/auth;\n"
+          "    include mail.d/*.conf;\n}\n", "conf/mail.conf")
+    write(tmp_path, "server { listen 80; location / { root /srv; } }\n", "site/www.conf")
+    assert re.search(files, "conf/mail.d/pop3.conf") and not re.search(files, "site/www.conf")
+    rc, out, err = cli(*shlex.split(entry)[1:], *args, cwd=str(tmp_path))
+    assert rc == 1
+    assert out == 'conf/mail.d/pop3.conf:3:5: error: unknown directive "protocl" [unknown]\n'
