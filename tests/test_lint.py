@@ -553,3 +553,10 @@ def test_pre_commit_hook_lints_the_top_level_configuration_only(tmp_path):
     rc, out, err = cli(*shlex.split(entry)[1:], *args, cwd=str(tmp_path))
     assert rc == 1
     assert out == 'conf/mail.d/pop3.conf:3:5: error: unknown directive "protocl" [unknown]\n'
+
+
+def test_mail_without_server_in_a_fragment_is_not_reported(tmp_path):
+    """Angie joins every mail {} into one: a main-level fragment's mail {} may hold only
+    settings, with the servers in another file's mail {}."""
+    conf = write(tmp_path, "mail {\n    auth_http 127.0.0.1:9000/auth;\n}\n")
+    assert cli("lint", "--context", "main", conf) == (0, "", "")
