@@ -67,11 +67,19 @@ class Scope:
         self.context = context
         self.out: list = []
         self._seen: set = set()
+        self._ends = None
+        self._levels: dict = {}
 
     def stmts_of(self, lv) -> list:
         """Statements of a level (a server's block, or every ``mail {}`` block)."""
         if lv is None:
             return []
+        got = self._levels.get(id(lv))
+        if got is None:
+            got = self._levels[id(lv)] = self._stmts_of(lv)
+        return got
+
+    def _stmts_of(self, lv) -> list:
         if lv is self.an.mail:
             if self.context == "mail":
                 return list(block_stmts(self.parsed, self.parsed.main.stmts))
@@ -98,14 +106,13 @@ class Scope:
                     return st
         return None
 
-    def stmt_at(self, pos, name: str, lv=None):
-        """The ``name`` statement of level ``lv`` (else any level) ending at ``pos``."""
-        pool = self.stmts_of(lv) if lv is not None else [
-            st for st, _ in _walk(self.parsed)]
-        for st in pool:
-            if st.words[0].value == name and st.file == pos.file and st.end_line == pos.line:
-                return st
-        return None
+    def stmt_at(self, pos, name: str):
+        """The ``name`` statement ending at ``pos`` (a Pos the merge recorded)."""
+        if self._ends is None:
+            self._ends = {}
+            for st, _ in _walk(self.parsed):
+                self._ends.setdefault((st.file, st.end_line, st.words[0].value), st)
+        return self._ends.get((pos.file, pos.line, name))
 
     def add(self, rule: str, message: str, st=None, hint: str = "", pos=None) -> None:
         if st is not None:
@@ -172,7 +179,7 @@ def check(an, context: str = "main") -> list:
                     "use listen ... ssl or starttls only"
                 sc.add("plaintext-auth",
                        f"passwords are accepted in clear text on {l.text} ({proto})",
-                       sc.stmt_at(l.pos, "listen", lv), hint, pos=l.pos)
+                       sc.stmt_at(l.pos, "listen"), hint, pos=l.pos)
         if proto == "pop3" and {"xoauth2", "oauthbearer"} & srv.pop3_auth \
                 and srv.pop3_client_buffer < 2048:
             sc.add("oauth-line-too-short",
