@@ -3,6 +3,8 @@
     angie-mail [-?hvVtTq] [-s signal] [-p prefix] [-e filename] [-c filename]
                [-g directives] [--log-level=LEVEL] [--dialect=DIALECT]
     angie-mail lint [options] [FILE ... | -]
+    angie-mail dump [--format text|json] [FILE]
+    angie-mail fmt [--check] [--diff] FILE ... | -
 
 Without ``-t``/``-T``/``-s``/``-v`` it runs the proxy.  Defaults: the prefix is the
 current directory, the configuration file ``conf/mail.conf`` under the prefix, the
@@ -26,6 +28,8 @@ Usage: {PROG} [-?hvVtTq] [-s signal] [-p prefix]
              [-e filename] [-c filename] [-g directives]
              [--log-level=LEVEL] [--dialect=angie-mail|angie|nginx]
        {PROG} lint [--format=text|json|sarif] [--dialect=...] [--context=...] [FILE ...|-]
+       {PROG} dump [--format=text|json] [FILE]
+       {PROG} fmt [--check] [--diff] FILE ...|-
 
 Options:
   -?,-h         : this help
@@ -202,6 +206,12 @@ def main(argv=None) -> int:
         if argv and argv[0] == "lint":
             from .lint import main as lint_main
             return lint_main(argv[1:])
+        if argv and argv[0] == "fmt":
+            from .fmt import main as fmt_main
+            return fmt_main(argv[1:])
+        if argv and argv[0] == "dump":
+            from .dump import main as dump_main
+            return dump_main(argv[1:])
         try:
             o = parse_args(argv)
         except UsageError as e:

@@ -191,12 +191,13 @@ class _NoGC:
             gc.enable()
 
 
-def parse_file(path: str, context: str = "main") -> Parsed:
-    """Parse a configuration file and everything it includes."""
+def parse_file(path: str, context: str = "main", conf_prefix: str | None = None) -> Parsed:
+    """Parse a configuration file and everything it includes; relative includes resolve
+    against ``conf_prefix`` (default: the file's directory, as for nginx's main file)."""
     if context not in CONTEXTS:
         raise ValueError(f"unknown context {context!r}")
     with _NoGC():
-        session = _Session(conf_prefix_of(path))
+        session = _Session(conf_prefix_of(path) if conf_prefix is None else conf_prefix)
         data, err = read_conf_bytes(path)
         if err is not None:
             session.add_error(path, err)

@@ -76,8 +76,20 @@ def _inet6(text: str) -> str | None:
         return None
 
 
+# What resolve_host asks instead of the system resolver, when set: lint does not look
+# host names up unless told to (angie_mail.lint.HostNames); -t and the proxy leave it None
+lookup = None
+
+
 def resolve_host(host: str, port: int) -> list | None:
     """All addresses of ``host`` (IPv4 and IPv6), without repeats; None if not found."""
+    if lookup is not None:
+        return lookup(host, port)
+    return system_lookup(host, port)
+
+
+def system_lookup(host: str, port: int) -> list | None:
+    """resolve_host through getaddrinfo(), as nginx resolves names while reading."""
     try:
         infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
     except (OSError, UnicodeError, ValueError):
