@@ -88,6 +88,7 @@ class Analyzer:
         self.server_pairs: list = []      # (Server, Level) once merged
         self.mail_close = None            # (file, line) of the "}" of mail{} (nginx)
         self.mail_open = None             # (file, line) of "mail {" (Angie)
+        self.tls_files = None             # tlsfiles.RunFiles, once a TLS file is read
 
     # --- helpers for handlers -------------------------------------------------------
 

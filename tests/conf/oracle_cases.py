@@ -1056,6 +1056,23 @@ TLS = [
     T(f"ssl_dhparam {FIX}/not_pem.txt;"),
     T(f"ssl_dhparam {FIX}/missing.pem;"),
     T(f"ssl_dhparam {FIX}/rsa.crt;"),
+    # read as PEM_read_bio_DHparams() reads them, then refused under the security level
+    T(f"ssl_dhparam {FIX}/dh_x942_1024.pem;"),
+    T("ssl_ciphers HIGH:@SECLEVEL=1;", f"ssl_dhparam {FIX}/dh_x942_1024.pem;"),
+    T("ssl_ciphers HIGH:@SECLEVEL=0;", f"ssl_dhparam {FIX}/dh_x942_1024.pem;"),
+    T(f"ssl_dhparam {FIX}/dh_after_cert.pem;"),
+    T("ssl_ciphers HIGH:@SECLEVEL=1;", f"ssl_dhparam {FIX}/dh_after_cert.pem;"),
+    T(f"ssl_dhparam {FIX}/dh_bad_base64.pem;"),
+    T(f"ssl_dhparam {FIX}/dh_bad_end.pem;"),
+    T(f"ssl_dhparam {FIX}/dh_truncated.pem;"),
+    T(f"ssl_dhparam {FIX}/dh_no_g.pem;"),
+    T(f"ssl_dhparam {FIX}/dh_tiny.pem;"),
+    T("ssl_ciphers HIGH:@SECLEVEL=0;", f"ssl_dhparam {FIX}/dh_tiny.pem;"),
+    # the cipher list is set before anything is loaded
+    T("ssl_ciphers BOGUS;", f"ssl_dhparam {FIX}/missing.pem;"),
+    M("listen 127.0.0.1:995 ssl;", f"ssl_certificate {FIX}/missing.crt;", KEY,
+      "ssl_ciphers BOGUS;"),
+    T("ssl_ciphers BOGUS;", "ssl_verify_client on;"),
     # ssl_session_cache
     L("ssl_session_cache off;"),
     L("ssl_session_cache none;"),
