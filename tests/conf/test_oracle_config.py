@@ -182,8 +182,8 @@ def test_same_verdict_and_message_as_nginx(tmp_path, fixture_dir, text):
 
 @pytest.mark.parametrize("text", KNOWN_DIFFERENCES)
 def test_known_differences_are_still_differences(tmp_path, fixture_dir, text):
-    """Documented difference: nginx rejects these inside http {}, which angie-mail does
-    not analyse."""
+    """Documented difference: nginx rejects these values inside http {}, where
+    angie-mail checks only names, contexts and argument counts."""
     text = text.replace(FIX, fixture_dir)
     theirs = nginx(tmp_path, text)
     mine = ours(os.path.join(str(tmp_path), "wrap.conf"))
