@@ -1338,7 +1338,9 @@ INCLUDES = [
 # --- http {} and stream {}: names, contexts, block or not, argument counts ----------------
 
 STREAM_SO = "load_module /usr/lib/nginx/modules/ngx_stream_module.so;\n"
-H_SRV = "    server {\n        listen 127.0.0.1:18080;\n"
+# nginx -t binds what http and stream servers listen on: a unix socket of the fixture
+# directory, a port could be another test's
+H_SRV = f"    server {{\n        listen unix:{FIX}/http.sock;\n"
 
 
 def H(*lines):
@@ -1349,7 +1351,7 @@ def H(*lines):
 
 def ST(*lines):
     """Lines inside a stream server, the stream module loaded (first line: 6)."""
-    return (STREAM_SO + "events {}\nstream {\n    server {\n        listen 127.0.0.1:18081;\n"
+    return (STREAM_SO + f"events {{}}\nstream {{\n    server {{\n        listen unix:{FIX}/stream.sock;\n"
             + "".join(f"        {l}\n" for l in lines) + "    }\n}\n")
 
 
@@ -1457,7 +1459,7 @@ ALL = (SYNTAX + MAIN + MAIL_LEVEL + SERVER_LEVEL + MAIN_DIRECTIVES + MAIL_DIRECT
 # checked, not their values.
 KNOWN_DIFFERENCES = [
     "events {}\nhttp { server { listen 80 foo; } }\n",
-    "events {}\nhttp { server { listen 127.0.0.1:18080; location / { return 1000; } } }\n",
+    f"events {{}}\nhttp {{ server {{ listen unix:{FIX}/http.sock; location / {{ return 1000; }} }} }}\n",
 ]
 
 # Cases found by growing the corpus where angie-mail first disagreed with nginx 1.22.1;
