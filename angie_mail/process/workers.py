@@ -52,7 +52,7 @@ class Master:
 
     def start(self) -> int:
         cfg = self.config
-        sockets = open_sockets(cfg, self.startup)
+        sockets = open_sockets(cfg, self.o)
         if sockets is None or not prepare(cfg, self.o, self.startup):
             return 1
         if cfg.main.user is not None and os.geteuid() == 0:
