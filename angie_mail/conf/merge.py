@@ -306,4 +306,7 @@ def _open_logs(an, main: Main, servers) -> None:
             os.close(fd)
         except OSError as e:
             from ..errors import errno_suffix
-            _err(an, f'open() "{t.target}" failed' + errno_suffix(e))
+            # nginx opens the log files once the configuration is read: -t has
+            # printed "syntax is ok" by then (kind "open", see cli.cmd_test)
+            an.error(ConfError(f'open() "{t.target}" failed' + errno_suffix(e),
+                               where="none", kind="open"))
