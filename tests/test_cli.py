@@ -310,12 +310,12 @@ def _norm(text: str, prog: str) -> list:
     return out
 
 
-def _both(conf: str, *args, test=True, cwd=None):
+def _both(conf: str, *args, test=True, pid=None):
     """(nginx's, angie-mail's) exit status and normalized stderr for the same file."""
     import oracle
     oracle.require()
     prefix = os.path.dirname(conf) + "/"
-    run = ["-t"] if test else ["-g", f"pid {prefix}run.pid; daemon off;"]
+    run = ["-t"] if test else ["-g", f"pid {pid or prefix + 'run.pid'}; daemon off;"]
     n = subprocess.run([oracle.NGINX, *run, "-p", prefix, "-c", conf, *args],
                        capture_output=True, timeout=30)
     rc, _, err = cli("--dialect", "nginx", *run, "-p", prefix, "-c", conf, *args)
@@ -426,4 +426,12 @@ def test_start_up_message_forms_as_nginx(tmp_path, text, args):
     import oracle
     conf = write(tmp_path, f"load_module {oracle.MAIL_MODULE};\n" + text.format())
     theirs, ours = _both(conf, *args, test=False)
+    assert ours == theirs and ours[0] == 1
+
+
+@pytest.mark.parametrize("main", ["", "error_log stderr;\n"])
+def test_start_up_pid_file_error_as_nginx(tmp_path, main):
+    import oracle
+    conf = write(tmp_path, f"load_module {oracle.MAIL_MODULE};\n{main}events {{}}\n")
+    theirs, ours = _both(conf, "-e", "/dev/null", test=False, pid="/nonexistent/dir/x.pid")
     assert ours == theirs and ours[0] == 1

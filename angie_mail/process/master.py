@@ -114,7 +114,7 @@ def serve_single(o, config, startup: StartupLog) -> int:
         return 1
     err = pidfile.write(config.main.pid)
     if err:
-        startup.log("emerg", err)
+        StartupLog.after_config(config, o).log("emerg", err)
         return 1
     log = main_log(config, o)
     from .title import set_master_title

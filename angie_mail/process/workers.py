@@ -66,7 +66,8 @@ class Master:
             daemonize(keep_stderr=_logs_to_stderr(cfg, self.o))
         err = pidfile.write(cfg.main.pid)
         if err:
-            self.startup.log("emerg", err)
+            from ..log import StartupLog
+            StartupLog.after_config(cfg, self.o).log("emerg", err)
             return 1
         self.log = main_log(cfg, self.o)
         self.spawn_all()
