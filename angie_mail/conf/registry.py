@@ -146,6 +146,17 @@ class _AnyCount:
 
 _TAKE = (Args.NOARGS, Args.TAKE1, Args.TAKE2, Args.TAKE3, Args.TAKE4, Args.TAKE5,
          Args.TAKE6, Args.TAKE7)
+_TAKE_BITS = tuple(t.value for t in _TAKE)
+_BLOCK, _ANYARGS, _ONEMORE, _TWOMORE, _FLAG = (Args.BLOCK.value, Args.ANYARGS.value,
+                                               Args.ONEMORE.value, Args.TWOMORE.value,
+                                               Args.FLAG.value)
+_ANY_COUNT = (_AnyCount(0), _AnyCount(1), _AnyCount(2))
+_FLAG_COUNT = frozenset((1,))
+
+
+@lru_cache(maxsize=None)
+def _take_counts(bits: int) -> frozenset:
+    return frozenset(i for i in range(8) if bits & _TAKE_BITS[i])
 
 
 class Merge(enum.Enum):
@@ -189,18 +200,19 @@ class Directive:
 
     def __post_init__(self):
         # the analyzer's hot path checks these once per statement: no Flag arithmetic
-        object.__setattr__(self, "is_block", bool(self.args & Args.BLOCK))
-        a = self.args
-        if a & Args.ANYARGS:
-            counts = _AnyCount(0)
-        elif a & Args.ONEMORE:
-            counts = _AnyCount(1)
-        elif a & Args.TWOMORE:
-            counts = _AnyCount(2)
-        elif a & Args.FLAG:
-            counts = frozenset((1,))
+        # (here either: integers, as some 1700 rows are made at each start)
+        a = self.args.value
+        object.__setattr__(self, "is_block", bool(a & _BLOCK))
+        if a & _ANYARGS:
+            counts = _ANY_COUNT[0]
+        elif a & _ONEMORE:
+            counts = _ANY_COUNT[1]
+        elif a & _TWOMORE:
+            counts = _ANY_COUNT[2]
+        elif a & _FLAG:
+            counts = _FLAG_COUNT
         else:
-            counts = frozenset(i for i in range(8) if a & _TAKE[i])
+            counts = _take_counts(a)
         object.__setattr__(self, "nargs", counts)
 
     @property
@@ -374,14 +386,16 @@ def all_rows() -> list:
     return list(ALL_ROWS)
 
 
-@lru_cache(maxsize=None)
 def registry(dialect: str = "angie-mail", modules: frozenset = frozenset()) -> Registry:
     """The registry of a dialect; for nginx, with the given dynamic modules loaded
     (only the files that define names count: see nginx_module_files)."""
-    if dialect == "nginx":
-        kept = modules & nginx_module_files()
-        if kept != modules:
-            return registry(dialect, kept)
+    if dialect == "nginx" and modules:
+        modules = frozenset(modules) & nginx_module_files()
     else:
         modules = frozenset()
+    return _registry(dialect, modules)
+
+
+@lru_cache(maxsize=None)
+def _registry(dialect: str, modules: frozenset) -> Registry:
     return Registry(dialect, all_rows(), modules)

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import ssl
 
-from OpenSSL import SSL
-
 # OpenSSL's SSL_CONF commands for a server configured from a file (ssl_conf.c); nginx
 # passes ssl_conf_command to SSL_CONF_cmd, so unknown names and bad values fail there
 SSL_CONF_COMMANDS = {n.lower(): n for n in (
