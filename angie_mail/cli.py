@@ -151,19 +151,38 @@ def stderr(msg: str) -> None:
     sys.stderr.flush()
 
 
-def print_findings(findings) -> None:
-    for f in findings:
-        stderr(f"[{f.level}] {f.text()}")
+# what nginx does after "syntax is ok": open the log files (then, with the
+# configuration's log: bind the listening sockets)
+POST_PARSE_KINDS = ("open",)
 
 
 def cmd_test(o: Options) -> int:
+    """nginx -t: read the configuration, then open what it names and bind its
+    listening sockets; messages go to the logs nginx would use at each step (see
+    log.StartupLog), the verdict lines always to stderr."""
+    from .log import StartupLog
+    startup = StartupLog(o.error_log, o.log_level or "notice")
     res, conf = load_config(o)
-    print_findings(res.findings)
+    post = [f for f in res.findings if f.kind in POST_PARSE_KINDS]
+    for f in res.findings:
+        if f.kind not in POST_PARSE_KINDS:
+            startup.log(f.level, f.text())
+    failed = any(f.kind not in POST_PARSE_KINDS for f in res.errors)
+    if not failed and not o.quiet:
+        stderr(f"the configuration file {conf} syntax is ok")
+    if not failed:
+        for f in post:
+            startup.log(f.level, f.text())
     if not res.ok:
         stderr(f"configuration file {conf} test failed")
         return 1
+    from .proxy.listeners import check_sockets
+    problem = check_sockets(res.config.servers)
+    if problem:
+        StartupLog.after_config(res.config, o).log("emerg", problem)
+        stderr(f"configuration file {conf} test failed")
+        return 1
     if not o.quiet:
-        stderr(f"the configuration file {conf} syntax is ok")
         stderr(f"configuration file {conf} test is successful")
     if o.dump:
         out = sys.stdout.buffer

@@ -308,30 +308,55 @@ class ErrorLog:
 
 
 class StartupLog:
-    """Messages before the configuration is loaded: ``angie-mail: [level] message`` on
-    stderr (nginx's console format), or the -e file."""
+    """Messages before the configuration is in force, as nginx writes them.
 
-    def __init__(self, path: str | None = None, level: str = "notice"):
+    ``path`` is the log nginx would write to: None for none yet (angie-mail's default:
+    the console only), ``"stderr"``, or a file.  A record goes in full
+    (``2026/12/03 10:00:00 [emerg] 1234#1234: ...``) to that log; the short
+    ``angie-mail: [emerg] ...`` form goes to stderr for warn and above unless the full
+    line already went there, as nginx's ngx_log_error_core() does while its
+    ngx_use_stderr is on (reading the configuration, -t, start-up)."""
+
+    def __init__(self, path: str | None = None, level: str = "notice", targets=None):
         self.rank = RANK.get(level, RANK["notice"])
         self.file = None
-        if path and path != "stderr":
-            try:
-                self.file = ErrorLog([_Spec(path, level)])
-            except OSError as e:
-                sys.stderr.write(f'angie-mail: [alert] could not open error log file: '
-                                 f'open() "{path}" failed ({e.errno}: {e.strerror})\n')
+        self.stderr_rank = -1            # the level up to which stderr gets full lines
+        if targets is None and path:
+            targets = (_Spec(path, level),)
+        if not targets:
+            return
+        try:
+            self.file = ErrorLog.for_targets(tuple(targets))
+        except OSError as e:
+            self.file = None
+            sys.stderr.write(f'angie-mail: [alert] could not open error log file: '
+                             f'open() "{e.filename or path}" failed '
+                             f'({e.errno}: {e.strerror})\n')
+            return
+        ranks = [t.rank for t in self.file.targets if t.spec == "stderr"]
+        self.stderr_rank = max(ranks) if ranks else -1
+        self.rank = max(self.rank, self.file.rank)
+
+    @classmethod
+    def after_config(cls, config, o) -> "StartupLog":
+        """The log of what nginx does once the configuration is read (binding the
+        listening sockets): the configuration's main error_log, else -e."""
+        if config.main.error_log:
+            return cls(targets=config.main.error_log)
+        return cls(o.error_log, o.log_level or "error")
 
     def log(self, level: str, message: str) -> None:
-        if RANK[level] > self.rank:
+        r = RANK[level]
+        if r > self.rank:
             return
         if self.file is not None:
             self.file.log(level, message)
-        if RANK[level] <= RANK["warn"] or self.file is None:
+        if self.file is None or RANK["warn"] >= r > self.stderr_rank:
             sys.stderr.write(f"angie-mail: [{level}] {message}\n")
             sys.stderr.flush()
 
 
-class _Spec:
-    def __init__(self, target, level):
-        self.target = target
-        self.level = level
+class _Spec(NamedTuple):
+    target: str
+    level: str
+    params: tuple = ()

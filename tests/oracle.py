@@ -11,20 +11,21 @@ import pytest
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 MAIL_MODULE = "/usr/lib/nginx/modules/ngx_mail_module.so"
+STREAM_MODULE = "/usr/lib/nginx/modules/ngx_stream_module.so"    # the cases load it
 
 _EMERG = re.compile(r"^nginx: \[(emerg|crit|alert|warn)\] (.*)$")
 
 
 def available() -> bool:
-    return os.path.exists(NGINX) and os.path.exists(MAIL_MODULE)
+    return all(os.path.exists(p) for p in (NGINX, MAIL_MODULE, STREAM_MODULE))
 
 
 def require() -> None:
     """Fail, not skip, a test that needs the oracle when it is missing: a skipped
     comparison would hide a missing install step (.ci/setup installs it)."""
     if not available():
-        pytest.fail(f"nginx with its mail module is not installed ({NGINX}, {MAIL_MODULE}); "
-                    f"run .ci/setup", pytrace=False)
+        pytest.fail(f"nginx with its mail and stream modules is not installed ({NGINX}, "
+                    f"{MAIL_MODULE}, {STREAM_MODULE}); run .ci/setup", pytrace=False)
 
 
 def wrap(directory: str, case_name: str = "case.conf") -> str:

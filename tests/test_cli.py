@@ -318,3 +318,147 @@ mail {{
     assert rc == 1
     assert 'SSL_CTX_set_cipher_list("FOO") failed (SSL: error:0A0000B9:SSL routines::no ' \
         'cipher match)' in err
+
+
+# --- -t binds the listening sockets; nginx's two message forms ----------------------------
+
+_FULL = __import__("re").compile(r"^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d \[(\w+)\] \d+#\d+: ")
+
+
+def _norm(text: str, prog: str) -> list:
+    """stderr lines with the time and pid of full error-log lines and the program name
+    of short ones replaced (their format is kept: the regex requires it)."""
+    out = []
+    for line in text.splitlines():
+        line = _FULL.sub(r"TIME [\1] PID#TID: ", line)
+        if line.startswith(prog + ": "):
+            line = "PROG: " + line[len(prog) + 2:]
+        out.append(line)
+    return out
+
+
+def _both(conf: str, *args, test=True, pid=None):
+    """(nginx's, angie-mail's) exit status and normalized stderr for the same file."""
+    import oracle
+    oracle.require()
+    prefix = os.path.dirname(conf) + "/"
+    run = ["-t"] if test else ["-g", f"pid {pid or prefix + 'run.pid'}; daemon off;"]
+    n = subprocess.run([oracle.NGINX, *run, "-p", prefix, "-c", conf, *args],
+                       capture_output=True, timeout=30)
+    rc, _, err = cli("--dialect", "nginx", *run, "-p", prefix, "-c", conf, *args)
+    return ((n.returncode, _norm(n.stderr.decode(), "nginx")),
+            (rc, _norm(err, "angie-mail")))
+
+
+def _mail_conf(tmp_path, listen, main=""):
+    import oracle
+    return write(tmp_path, f"load_module {oracle.MAIL_MODULE};\n{main}events {{}}\nmail {{\n"
+                           f"    auth_http 127.0.0.1:9/auth;\n    server {{\n"
+                           f"        listen {listen};\n        protocol pop3;\n    }}\n}}\n")
+
+
+@pytest.mark.parametrize("args, main", [
+    (("-e", "stderr"), ""), (("-e", "/dev/null"), ""), (("-e", "/dev/null", "-q"), ""),
+    (("-e", "/dev/null"), "error_log stderr;\n"), (("-e", "stderr"), "error_log {log};\n"),
+])
+def test_t_reports_an_address_not_on_the_host_as_nginx(tmp_path, args, main):
+    conf = _mail_conf(tmp_path, "192.0.2.1:110", main.format(log=tmp_path / "e.log"))
+    theirs, ours = _both(conf, *args)
+    assert ours == theirs
+    assert ours[0] == 1
+    assert "bind() to 192.0.2.1:110 failed (99: Cannot assign requested address)" in \
+        " ".join(ours[1])
+    if main:
+        log = (tmp_path / "e.log").read_text() if "{log}" in main else ""
+        assert log.count("bind() to 192.0.2.1:110 failed") == (2 if "{log}" in main else 0)
+
+
+def test_t_bind_errors_of_unix_sockets(tmp_path):
+    conf = _mail_conf(tmp_path, "unix:/nonexistent/dir/mail.sock")
+    theirs, ours = _both(conf, "-e", "stderr")
+    assert ours == theirs and ours[0] == 1
+    assert "bind() to unix:/nonexistent/dir/mail.sock failed (2: No such file or directory)" \
+        in ours[1][1]
+
+
+def test_t_leaves_no_socket_file_and_tolerates_addresses_in_use(tmp_path):
+    import socket
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen()
+    try:
+        port = busy.getsockname()[1]
+        for listen in (f"127.0.0.1:{port}", f"unix:{tmp_path}/mail.sock"):
+            conf = _mail_conf(tmp_path, listen)
+            theirs, ours = _both(conf, "-e", "stderr")
+            assert ours == theirs
+            assert ours[0] == 0, ours
+            assert not os.path.exists(f"{tmp_path}/mail.sock")
+        # an existing socket file (a running server's) is in use, and stays
+        (tmp_path / "mail.sock").write_bytes(b"")
+        theirs, ours = _both(_mail_conf(tmp_path, f"unix:{tmp_path}/mail.sock"))
+        assert ours == theirs and ours[0] == 0
+        assert os.path.exists(f"{tmp_path}/mail.sock")
+    finally:
+        busy.close()
+
+
+def test_t_binds_and_closes(tmp_path):
+    """The sockets -t opens are closed when it ends: binding them again works."""
+    import socket
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    conf = _mail_conf(tmp_path, f"127.0.0.1:{port}")
+    assert cli("-t", "-q", "-c", conf)[0] == 0
+    s = socket.socket()
+    s.bind(("127.0.0.1", port))
+    s.close()
+
+
+@pytest.mark.parametrize("text", [
+    "events {{}}\nfoo;\n",
+    "events {{}}\nerror_log /nonexistent/dir/e.log;\n",
+    "events {{}}\nmail {{\n    ssl on;\n    server {{\n        listen 127.0.0.1:110;\n"
+    "        protocol pop3;\n        auth_http 127.0.0.1:9;\n    }}\n}}\n",
+    "error_log stderr;\nevents {{}}\nfoo;\n",
+])
+@pytest.mark.parametrize("args", [("-e", "stderr"), ("-e", "/dev/null"), ()])
+def test_t_message_forms_as_nginx(tmp_path, text, args):
+    """With -e stderr nginx writes full error-log lines while it reads the
+    configuration; the short "nginx: [emerg]" form when its log is elsewhere; the verdict
+    lines always in the short form.  (No -e: angie-mail's default has no log file, as
+    with -e /dev/null; Debian's nginx was built with stderr as its default.)"""
+    import oracle
+    conf = write(tmp_path, f"load_module {oracle.MAIL_MODULE};\n" + text.format())
+    theirs, ours = _both(conf, *(args or ("-e", "/dev/null")))
+    if args:
+        assert ours == theirs
+    else:
+        assert cli("--dialect", "nginx", "-t", "-p", f"{tmp_path}/", "-c", conf)[2] == \
+            cli("--dialect", "nginx", "-t", "-p", f"{tmp_path}/", "-c", conf, "-e",
+                "/dev/null")[2]
+
+
+@pytest.mark.parametrize("text", [
+    "events {{}}\nfoo;\n",
+    "events {{}}\nmail {{\n    server {{\n        listen 192.0.2.1:110;\n"
+    "        protocol pop3;\n        auth_http 127.0.0.1:9;\n    }}\n}}\n",
+    "error_log stderr;\nevents {{}}\nmail {{\n    server {{\n        listen 192.0.2.1:110;\n"
+    "        protocol pop3;\n        auth_http 127.0.0.1:9;\n    }}\n}}\n",
+])
+@pytest.mark.parametrize("args", [("-e", "stderr"), ("-e", "/dev/null")])
+def test_start_up_message_forms_as_nginx(tmp_path, text, args):
+    import oracle
+    conf = write(tmp_path, f"load_module {oracle.MAIL_MODULE};\n" + text.format())
+    theirs, ours = _both(conf, *args, test=False)
+    assert ours == theirs and ours[0] == 1
+
+
+@pytest.mark.parametrize("main", ["", "error_log stderr;\n"])
+def test_start_up_pid_file_error_as_nginx(tmp_path, main):
+    import oracle
+    conf = write(tmp_path, f"load_module {oracle.MAIL_MODULE};\n{main}events {{}}\n")
+    theirs, ours = _both(conf, "-e", "/dev/null", test=False, pid="/nonexistent/dir/x.pid")
+    assert ours == theirs and ours[0] == 1

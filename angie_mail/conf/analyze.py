@@ -20,7 +20,7 @@ from typing import Optional
 from ..errors import ConfError
 from .level import Level
 from .parse import PARAM_NAME, parse_param
-from .registry import Ctx, Fail, registry
+from .registry import BLOCK_CONTEXT, Ctx, Fail, registry
 from .tree import Parsed, Stmt
 from .values import cstr
 
@@ -88,6 +88,8 @@ class Analyzer:
         self.server_pairs: list = []      # (Server, Level) once merged
         self.mail_close = None            # (file, line) of the "}" of mail{} (nginx)
         self.mail_open = None             # (file, line) of "mail {" (Angie)
+        self.tls_files = None             # tlsfiles.RunFiles, once a TLS file is read
+        self.loaded_modules: set = set()  # load_module files (names of dynamic modules)
 
     # --- helpers for handlers -------------------------------------------------------
 
@@ -171,8 +173,12 @@ class Analyzer:
             self.error(f.error)
 
     def walk(self, parsed: Parsed, stmts, ctx: Ctx, lv: Level) -> None:
-        reg_ctx = self.reg.by_ctx[ctx]
+        reg = self.reg
+        reg_ctx = reg.by_ctx[ctx]
         for st in stmts:
+            if self.reg is not reg:            # load_module made more names known
+                reg = self.reg
+                reg_ctx = reg.by_ctx[ctx]
             name = st.words[0].value
             if name == "include":
                 self.include(parsed, st, ctx, lv)
@@ -191,8 +197,16 @@ class Analyzer:
             if not self.check_form(st, d):
                 continue
             if d.handler is None:           # generic: known to Angie, not analysed
-                if st.block:
-                    self.opaque(parsed, st.block)
+                if st.block is not None:
+                    # a block of http{}/stream{}: its directives are looked up in the
+                    # context it opens; a block read by its own handler (map, types...)
+                    # is not
+                    child = BLOCK_CONTEXT.get((name, ctx))
+                    if child is not None:
+                        self.walk(parsed, st.block, child, Level(child, st.file,
+                                                                 st.end_line, st))
+                    elif st.block:
+                        self.opaque(parsed, st.block)
                 continue
             try:
                 res = d.handler(self, st, lv, d)
@@ -254,8 +268,14 @@ class Analyzer:
         for idx in st.includes:
             self.walk_file(parsed, idx, ctx, lv)
 
+    def load_module(self, path: str) -> None:
+        """A dynamic module loaded: the names it defines are known from here on."""
+        import os
+        self.loaded_modules.add(os.path.basename(path))
+        self.reg = registry(self.dialect, frozenset(self.loaded_modules))
+
     def opaque(self, parsed: Parsed, stmts) -> None:
-        """Contents nginx would hand to another module (http{}, stream{}) or never read:
+        """Contents nginx hands to a block's own handler (map, types...) or never reads:
         only included files and their syntax errors matter here."""
         for st in stmts:
             if st.includes and st.words[0].value == "include":

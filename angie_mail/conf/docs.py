@@ -55,9 +55,11 @@ def render() -> str:
            "(`scalar`: server, else mail, else default; `list-replace`: the server's whole "
            "list if it has one, else the mail level's; `bitmask`: as scalar, several lines "
            "in one block are combined), and the dialects that accept it.\n\n",
-           "Directives of Angie's other modules (http, stream...) are known by name only: "
-           "`\"X\" directive is not allowed here` where Angie says so; the contents of "
-           "`http {}` and `stream {}` are parsed but not analysed.\n"]
+           "Directives of Angie's other modules (http, stream...) are known by name, "
+           "context and argument count only: inside `http {}` and `stream {}` each is "
+           "checked for `unknown directive`, `is not allowed here`, `{` or `;` and the "
+           "number of its arguments, not for its values (see "
+           "[configuration.md](configuration.md#http-and-stream)).\n"]
     for m in MODULES:
         key = m.__name__.rsplit(".", 1)[1]
         out.append(f"\n## {TITLES.get(key, key)}\n\n")

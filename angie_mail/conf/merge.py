@@ -91,6 +91,15 @@ def _ssl_mode(v: dict):
     return None
 
 
+def _run_files(an):
+    """The analysis run's TLS file cache: each file is loaded and checked once."""
+    files = getattr(an, "tls_files", None)
+    if files is None:
+        from .tlsfiles import RunFiles
+        files = an.tls_files = RunFiles()
+    return files
+
+
 def _check_ssl(an, srv: Level, v: dict) -> None:
     mode = _ssl_mode(v)
     if mode is None:
@@ -107,10 +116,15 @@ def _check_ssl(an, srv: Level, v: dict) -> None:
         return _err(an, f'no "ssl_certificate_key" is defined for certificate '
                         f'"{certs[-1]}" and {where}', *loc)
     verify = v["ssl_verify_client"]
+    from ..proxy.tls import check_ciphers
+    problem, seclevel = check_ciphers(v["ssl_ciphers"])
+    if problem:
+        return _err(an, problem, *loc)
     if an.check_files:
         from .tlsfiles import TlsFileError, check_pairs
         try:
-            check_pairs(tuple(certs), tuple(keys), tuple(v.get("ssl_password_file") or ()))
+            check_pairs(tuple(certs), tuple(keys), tuple(v.get("ssl_password_file") or ()),
+                        _run_files(an))
         except TlsFileError as e:
             return _err(an, str(e), *loc)
     if verify != "off":
@@ -123,24 +137,24 @@ def _check_ssl(an, srv: Level, v: dict) -> None:
                             "for ssl_verify_client", *loc)
     if not an.check_files:
         return
-    from .tlsfiles import (PositionedError, TlsFileError, check_ca_file, check_crl,
-                           check_dhparam, check_ticket_key)
+    from .tlsfiles import PositionedError, TlsFileError
+    files = _run_files(an)
     try:
         if verify != "off":
             if v["ssl_client_certificate"]:
-                check_ca_file(v["ssl_client_certificate"])
+                files.ca_file(v["ssl_client_certificate"])
             if v["ssl_trusted_certificate"]:
-                check_ca_file(v["ssl_trusted_certificate"])
+                files.ca_file(v["ssl_trusted_certificate"])
             if v["ssl_crl"]:
-                check_crl(v["ssl_crl"])
+                files.crl(v["ssl_crl"])
         if v["ssl_dhparam"]:
-            check_dhparam(v["ssl_dhparam"])
+            files.dhparam(v["ssl_dhparam"], seclevel)
     except TlsFileError as e:
         return _err(an, str(e), *loc)
     problem = None
     try:
         for k in v["ssl_session_ticket_key"]:
-            check_ticket_key(k)
+            files.ticket_key(k)
     except PositionedError as e:
         problem = str(e)
     from ..proxy.tls import check_tls_settings
@@ -296,4 +310,7 @@ def _open_logs(an, main: Main, servers) -> None:
             os.close(fd)
         except OSError as e:
             from ..errors import errno_suffix
-            _err(an, f'open() "{t.target}" failed' + errno_suffix(e))
+            # nginx opens the log files once the configuration is read: -t has
+            # printed "syntax is ok" by then (kind "open", see cli.cmd_test)
+            an.error(ConfError(f'open() "{t.target}" failed' + errno_suffix(e),
+                               where="none", kind="open"))

@@ -5,7 +5,11 @@ here.  Every name Angie defines (``data/angie-directive-names.tsv``, from Angie'
 command tables) is known, so that a name defined for another context is reported as
 ``"X" directive is not allowed here`` and only names defined nowhere are
 ``unknown directive "X"``.  Names outside mail/core/events (http, stream...) get a
-generic row that checks context and argument count only: their blocks are not analysed.
+generic row that checks context, block or not and argument count only; the blocks of
+http{} and stream{} that hold directives are walked with the context they open
+(BLOCK_CONTEXT).  The nginx dialect takes its http and stream names from what nginx 1.22
+accepts (``data/nginx-1.22-http-stream.tsv``), some of them only once ``load_module``
+has loaded the dynamic module that defines them.
 """
 
 from __future__ import annotations
@@ -29,14 +33,50 @@ class Ctx(enum.Flag):
     EVENTS = enum.auto()     # events {}
     MAIL = enum.auto()       # mail {}
     SERVER = enum.auto()     # mail { server {} }
-    HTTP = enum.auto()       # anything inside http {} (not analysed)
-    STREAM = enum.auto()     # anything inside stream {} (not analysed)
+    HTTP_MAIN = enum.auto()  # http {}
+    HTTP_SRV = enum.auto()   # http { server {} }
+    HTTP_LOC = enum.auto()   # location {}
+    HTTP_UPS = enum.auto()   # http { upstream {} }
+    HTTP_SIF = enum.auto()   # if {} in a server
+    HTTP_LIF = enum.auto()   # if {} in a location
+    HTTP_LMT = enum.auto()   # limit_except {}
+    STREAM_MAIN = enum.auto()  # stream {}
+    STREAM_SRV = enum.auto()   # stream { server {} }
+    STREAM_UPS = enum.auto()   # stream { upstream {} }
+    HTTP = HTTP_MAIN | HTTP_SRV | HTTP_LOC | HTTP_UPS | HTTP_SIF | HTTP_LIF | HTTP_LMT
+    STREAM = STREAM_MAIN | STREAM_SRV | STREAM_UPS
     ANY = MAIN | EVENTS | MAIL | SERVER | HTTP | STREAM
 
     @property
     def label(self) -> str:
-        return {Ctx.MAIN: "main", Ctx.EVENTS: "events", Ctx.MAIL: "mail",
-                Ctx.SERVER: "server"}.get(self, str(self))
+        return _CTX_LABEL.get(self, str(self))
+
+
+_CTX_LABEL = {Ctx.MAIN: "main", Ctx.EVENTS: "events", Ctx.MAIL: "mail", Ctx.SERVER: "server",
+              Ctx.HTTP_MAIN: "http", Ctx.HTTP_SRV: "http server", Ctx.HTTP_LOC: "location",
+              Ctx.HTTP_UPS: "http upstream", Ctx.HTTP_SIF: "if in server",
+              Ctx.HTTP_LIF: "if in location", Ctx.HTTP_LMT: "limit_except",
+              Ctx.STREAM_MAIN: "stream", Ctx.STREAM_SRV: "stream server",
+              Ctx.STREAM_UPS: "stream upstream"}
+# every single context, for the analyzer's per-context index
+CONTEXTS = tuple(_CTX_LABEL)
+
+# The blocks of http {} and stream {} whose contents are directives of a context of
+# their own (ngx_conf_parse with another cmd_type); (name, where) -> context inside.
+# Other generic blocks (types, map, geo, split_clients, charset_map, Angie's
+# prometheus_template, metric_complex_zone, client...) hand their lines to a handler of
+# their own, which reads them without any directive lookup: not checked here.
+BLOCK_CONTEXT = {
+    ("server", Ctx.HTTP_MAIN): Ctx.HTTP_SRV,
+    ("upstream", Ctx.HTTP_MAIN): Ctx.HTTP_UPS,
+    ("location", Ctx.HTTP_SRV): Ctx.HTTP_LOC,
+    ("location", Ctx.HTTP_LOC): Ctx.HTTP_LOC,
+    ("if", Ctx.HTTP_SRV): Ctx.HTTP_SIF,
+    ("if", Ctx.HTTP_LOC): Ctx.HTTP_LIF,
+    ("limit_except", Ctx.HTTP_LOC): Ctx.HTTP_LMT,
+    ("server", Ctx.STREAM_MAIN): Ctx.STREAM_SRV,
+    ("upstream", Ctx.STREAM_MAIN): Ctx.STREAM_UPS,
+}
 
 
 CONTEXT_OF_NAME = {"main": Ctx.MAIN, "events": Ctx.EVENTS, "mail": Ctx.MAIL,
@@ -106,6 +146,17 @@ class _AnyCount:
 
 _TAKE = (Args.NOARGS, Args.TAKE1, Args.TAKE2, Args.TAKE3, Args.TAKE4, Args.TAKE5,
          Args.TAKE6, Args.TAKE7)
+_TAKE_BITS = tuple(t.value for t in _TAKE)
+_BLOCK, _ANYARGS, _ONEMORE, _TWOMORE, _FLAG = (Args.BLOCK.value, Args.ANYARGS.value,
+                                               Args.ONEMORE.value, Args.TWOMORE.value,
+                                               Args.FLAG.value)
+_ANY_COUNT = (_AnyCount(0), _AnyCount(1), _AnyCount(2))
+_FLAG_COUNT = frozenset((1,))
+
+
+@lru_cache(maxsize=None)
+def _take_counts(bits: int) -> frozenset:
+    return frozenset(i for i in range(8) if bits & _TAKE_BITS[i])
 
 
 class Merge(enum.Enum):
@@ -149,18 +200,19 @@ class Directive:
 
     def __post_init__(self):
         # the analyzer's hot path checks these once per statement: no Flag arithmetic
-        object.__setattr__(self, "is_block", bool(self.args & Args.BLOCK))
-        a = self.args
-        if a & Args.ANYARGS:
-            counts = _AnyCount(0)
-        elif a & Args.ONEMORE:
-            counts = _AnyCount(1)
-        elif a & Args.TWOMORE:
-            counts = _AnyCount(2)
-        elif a & Args.FLAG:
-            counts = frozenset((1,))
+        # (here either: integers, as some 1700 rows are made at each start)
+        a = self.args.value
+        object.__setattr__(self, "is_block", bool(a & _BLOCK))
+        if a & _ANYARGS:
+            counts = _ANY_COUNT[0]
+        elif a & _ONEMORE:
+            counts = _ANY_COUNT[1]
+        elif a & _TWOMORE:
+            counts = _ANY_COUNT[2]
+        elif a & _FLAG:
+            counts = _FLAG_COUNT
         else:
-            counts = frozenset(i for i in range(8) if a & _TAKE[i])
+            counts = _take_counts(a)
         object.__setattr__(self, "nargs", counts)
 
     @property
@@ -179,7 +231,10 @@ def row(name, module, contexts, args, handler=None, **kw) -> Directive:
 # --- Angie's names ------------------------------------------------------------------
 
 _TSV_CTX = {"main": Ctx.MAIN, "event": Ctx.EVENTS, "mail": Ctx.MAIL, "mail_srv": Ctx.SERVER,
-            "any": Ctx.ANY}
+            "any": Ctx.ANY, "http": Ctx.HTTP_MAIN, "http_srv": Ctx.HTTP_SRV,
+            "http_loc": Ctx.HTTP_LOC, "http_ups": Ctx.HTTP_UPS, "http_sif": Ctx.HTTP_SIF,
+            "http_lif": Ctx.HTTP_LIF, "http_lmt": Ctx.HTTP_LMT, "stream": Ctx.STREAM_MAIN,
+            "stream_srv": Ctx.STREAM_SRV, "stream_ups": Ctx.STREAM_UPS}
 _TSV_ARGS = {"noargs": Args.NOARGS, "flag": Args.FLAG, "1more": Args.ONEMORE,
              "2more": Args.TWOMORE, "any": Args.ANYARGS, "block": Args.BLOCK}
 
@@ -193,6 +248,13 @@ def _tsv_args(text: str) -> Args:
             for d in part[4:]:
                 out |= _TAKE[int(d)]
     return out
+
+
+def _tsv_contexts(text: str) -> Ctx:
+    ctx = Ctx(0)
+    for c in text.split(","):
+        ctx |= _TSV_CTX.get(c.strip(), Ctx(0))      # "direct" is a storage flag
+    return ctx
 
 
 def _data(name: str) -> str:
@@ -218,54 +280,89 @@ def angie_names() -> tuple:
         if not line.strip():
             continue
         name, module, subsystem, contexts, args = line.split("\t")[:5]
-        ctx = Ctx(0)
-        for c in contexts.split(","):
-            c = c.strip()
-            if c in _TSV_CTX:
-                ctx |= _TSV_CTX[c]
-            elif c.startswith("http"):
-                ctx |= Ctx.HTTP
-            elif c.startswith("stream"):
-                ctx |= Ctx.STREAM
-        out.append(NameRow(name, module, subsystem, ctx, _tsv_args(args)))
+        out.append(NameRow(name, module, subsystem, _tsv_contexts(contexts),
+                           _tsv_args(args)))
     return tuple(out)
 
 
 @lru_cache(maxsize=1)
 def nginx_unknown_names() -> frozenset:
     """Names of Angie's tables that nginx 1.22 (Debian, with its mail module) does
-    not know; see data/nginx-1.22-unknown.txt."""
+    not know in the main context; see data/nginx-1.22-unknown.txt."""
     text = _data("nginx-1.22-unknown.txt")
     return frozenset(l.strip() for l in text.splitlines()
                      if l.strip() and not l.startswith("#"))
 
 
-class Registry:
-    """The directives of one dialect: lookup by name and context."""
+@dataclass(frozen=True)
+class NginxRow(NameRow):
+    file: str = "-"          # the dynamic module that defines it ("-": compiled in)
 
-    def __init__(self, dialect: str, rows):
+
+@lru_cache(maxsize=1)
+def nginx_http_stream() -> tuple:
+    """What nginx 1.22 (Debian's nginx-light) knows inside http {} and stream {}, and
+    which of its dynamic modules defines what; see data/nginx-1.22-http-stream.tsv."""
+    out = []
+    for line in _data("nginx-1.22-http-stream.tsv").splitlines()[2:]:
+        if not line.strip():
+            continue
+        name, module, subsystem, contexts, args, file = line.split("\t")[:6]
+        out.append(NginxRow(name, module, subsystem, _tsv_contexts(contexts),
+                            _tsv_args(args), file))
+    return tuple(out)
+
+
+def nginx_module_files() -> frozenset:
+    """The dynamic modules whose names the nginx dialect knows once ``load_module``
+    loads them (by file name; ngx_mail_module.so is taken as always loaded)."""
+    return frozenset(r.file for r in nginx_http_stream() if r.file != "-")
+
+
+class Registry:
+    """The directives of one dialect: lookup by name and context.
+
+    ``modules`` (nginx dialect): the dynamic module files loaded so far, whose names
+    become known (``stream`` and its directives with ngx_stream_module.so...)."""
+
+    def __init__(self, dialect: str, rows, modules: frozenset = frozenset()):
         if dialect not in DIALECTS:
             raise ValueError(f"unknown dialect {dialect!r}")
         self.dialect = dialect
+        self.modules = modules
         self.rows: dict = {}          # name -> [Directive]
-        implemented = set()
+        if dialect == "nginx":
+            names = [nr for nr in angie_names()
+                     if nr.subsystem not in ("http", "stream")]
+            loaded = [nr for nr in nginx_http_stream() if nr.file == "-" or
+                      nr.file in modules]
+            absent = {nr.name for nr in nginx_http_stream()} - {nr.name for nr in loaded}
+            names += loaded
+            unknown_here = nginx_unknown_names() - {nr.name for nr in loaded}
+        else:
+            names, absent, unknown_here = angie_names(), set(), frozenset()
+        main = Ctx.MAIN.value
         for r in rows:
-            implemented.add(r.name)
-            if dialect in r.dialects:
+            # a top-level block of a module not loaded (stream) is unknown to nginx
+            if dialect in r.dialects and not (r.contexts.value & main and r.name in absent):
                 self.rows.setdefault(r.name, []).append(r)
-        unknown_here = nginx_unknown_names() if dialect == "nginx" else frozenset()
-        for nr in angie_names():
+        for nr in names:
             if nr.subsystem == "mail" or nr.name in unknown_here:
                 continue          # mail names come only from the implemented rows
             if any(r.contexts & nr.contexts for r in self.rows.get(nr.name, ())):
                 continue          # analysed by an implemented row
             self.rows.setdefault(nr.name, []).append(Directive(
                 nr.name, nr.module, nr.contexts, nr.args, generic=True))
-        # a context -> {name: row} index for the analyzer's hot path
-        self.by_ctx: dict = {}
-        for ctx in (Ctx.MAIN, Ctx.EVENTS, Ctx.MAIL, Ctx.SERVER):
-            self.by_ctx[ctx] = {name: r for name, rs in self.rows.items()
-                                for r in rs if r.contexts & ctx}
+        # a context -> {name: row} index for the analyzer's hot path (the first row
+        # that allows the context, as nginx takes the first module that defines it)
+        self.by_ctx: dict = {ctx: {} for ctx in CONTEXTS}
+        masks = [(ctx.value, self.by_ctx[ctx]) for ctx in CONTEXTS]
+        for name, rs in self.rows.items():
+            for r in rs:
+                v = r.contexts.value
+                for bit, index in masks:
+                    if v & bit and name not in index:
+                        index[name] = r
 
     def known(self, name: str) -> bool:
         return name in self.rows
@@ -289,6 +386,16 @@ def all_rows() -> list:
     return list(ALL_ROWS)
 
 
+def registry(dialect: str = "angie-mail", modules: frozenset = frozenset()) -> Registry:
+    """The registry of a dialect; for nginx, with the given dynamic modules loaded
+    (only the files that define names count: see nginx_module_files)."""
+    if dialect == "nginx" and modules:
+        modules = frozenset(modules) & nginx_module_files()
+    else:
+        modules = frozenset()
+    return _registry(dialect, modules)
+
+
 @lru_cache(maxsize=None)
-def registry(dialect: str = "angie-mail") -> Registry:
-    return Registry(dialect, all_rows())
+def _registry(dialect: str, modules: frozenset) -> Registry:
+    return Registry(dialect, all_rows(), modules)

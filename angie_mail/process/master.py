@@ -67,14 +67,15 @@ def preload() -> None:
     import dns.rdtypes.ANY.CNAME, dns.rdtypes.ANY.PTR, dns.rdtypes.IN.A, dns.rdtypes.IN.AAAA  # noqa
 
 
-def open_sockets(config, startup: StartupLog):
-    """Plan and bind every listening socket; None after logging a bind error."""
+def open_sockets(config, o):
+    """Plan and bind every listening socket; None after logging a bind error (to the
+    configuration's error_log, else -e: nginx binds once it has switched to them)."""
     sockets = plan(config.servers)
     for ls in sockets:
         try:
             open_socket(ls)
         except BindError as e:
-            startup.log("emerg", str(e))
+            StartupLog.after_config(config, o).log("emerg", str(e))
             for other in sockets:
                 if other.sock is not None:
                     other.sock.close()
@@ -108,12 +109,12 @@ def serve_single(o, config, startup: StartupLog) -> int:
     if config.main.daemon:
         from .daemon import daemonize
         daemonize(keep_stderr=_logs_to_stderr(config, o))
-    sockets = open_sockets(config, startup)
+    sockets = open_sockets(config, o)
     if sockets is None or not prepare(config, o, startup):
         return 1
     err = pidfile.write(config.main.pid)
     if err:
-        startup.log("emerg", err)
+        StartupLog.after_config(config, o).log("emerg", err)
         return 1
     log = main_log(config, o)
     from .title import set_master_title

@@ -52,7 +52,7 @@ class Master:
 
     def start(self) -> int:
         cfg = self.config
-        sockets = open_sockets(cfg, self.startup)
+        sockets = open_sockets(cfg, self.o)
         if sockets is None or not prepare(cfg, self.o, self.startup):
             return 1
         if cfg.main.user is not None and os.geteuid() == 0:
@@ -69,7 +69,8 @@ class Master:
             daemonize(keep_stderr=_logs_to_stderr(cfg, self.o))
         err = pidfile.write(cfg.main.pid)
         if err:
-            self.startup.log("emerg", err)
+            from ..log import StartupLog
+            StartupLog.after_config(cfg, self.o).log("emerg", err)
             return 1
         self.log = main_log(cfg, self.o)
         self.spawn_all()

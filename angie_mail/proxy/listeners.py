@@ -9,6 +9,7 @@ the wildcard).  A port without a wildcard gets one socket per address.
 
 from __future__ import annotations
 
+import errno
 import os
 import socket
 from typing import NamedTuple
@@ -91,8 +92,29 @@ class BindError(Exception):
     pass
 
 
-def open_socket(ls: ListenSocket) -> socket.socket:
-    """Create, configure, bind and listen; raise BindError with nginx's message."""
+def check_sockets(servers):
+    """What ``-t`` does with the listening sockets, as nginx does it: bind and listen
+    each planned socket, then close it; the first failure's message, or None.
+
+    An address already in use is not an error here (another process, such as the
+    running server, listens there), and an existing unix socket file is neither
+    removed nor an error; a unix socket file created by the test is removed again."""
+    for ls in plan(servers):
+        try:
+            sock = open_socket(ls, test=True)
+        except BindError as e:
+            return str(e)
+        if sock is not None:
+            sock.close()
+            ls.sock = None
+    return None
+
+
+def open_socket(ls: ListenSocket, test: bool = False):
+    """Create, configure, bind and listen; raise BindError with nginx's message.
+
+    ``test`` (-t): EADDRINUSE gives None instead of an error, an existing unix socket
+    file is left alone and the one bound is removed (the caller closes the socket)."""
     l = ls.listen
     a = l.addr
     proto = IPPROTO_MPTCP if l.multipath else 0
@@ -124,7 +146,7 @@ def open_socket(ls: ListenSocket) -> socket.socket:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, l.keepcnt)
         elif l.so_keepalive == 2:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 0)
-        if a.family == socket.AF_UNIX:
+        if a.family == socket.AF_UNIX and not test:
             try:
                 if os.path.exists(a.host) and not os.path.isdir(a.host):
                     os.unlink(a.host)
@@ -133,13 +155,28 @@ def open_socket(ls: ListenSocket) -> socket.socket:
         try:
             sock.bind(a.sockaddr())
         except OSError as e:
+            if test and e.errno == errno.EADDRINUSE:
+                sock.close()
+                return None
             raise BindError(f"bind() to {a.text} failed" + errno_suffix(e))
         if a.family == socket.AF_UNIX:
-            os.chmod(a.host, 0o666)
+            try:
+                os.chmod(a.host, 0o666)
+            except OSError:
+                if not test:
+                    raise
+            if test:
+                try:
+                    os.unlink(a.host)
+                except OSError:
+                    pass
         backlog = l.backlog if l.backlog > 0 else socket.SOMAXCONN
         try:
             sock.listen(backlog)
         except OSError as e:
+            if test and e.errno == errno.EADDRINUSE:
+                sock.close()
+                return None
             raise BindError(f"listen() to {a.text}, backlog {backlog} failed"
                             + errno_suffix(e))
         sock.setblocking(False)

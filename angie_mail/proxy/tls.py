@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import ssl
 
-from OpenSSL import SSL
-
 # OpenSSL's SSL_CONF commands for a server configured from a file (ssl_conf.c); nginx
 # passes ssl_conf_command to SSL_CONF_cmd, so unknown names and bad values fail there
 SSL_CONF_COMMANDS = {n.lower(): n for n in (
@@ -118,15 +116,29 @@ PROTO_BY_NAME = {"TLSv1": ssl.TLSVersion.TLSv1, "TLSv1.1": ssl.TLSVersion.TLSv1_
                  "SSLv3": ssl.TLSVersion.SSLv3}
 
 
-def check_tls_settings(v: dict):
-    """(message, Pos or None) for a TLS setting that cannot be honoured, else None."""
+def check_ciphers(ciphers: str):
+    """(message or None, OpenSSL security level): nginx sets the cipher list first, and
+    its ``@SECLEVEL=N`` then applies to the keys and DH parameters loaded after it."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     try:
-        # the library that serves TLS checks the list (not Python's ssl module, which
-        # may be built on another OpenSSL)
-        SSL.Context(SSL.TLS_SERVER_METHOD).set_cipher_list(v["ssl_ciphers"].encode())
+        # the library that serves TLS says whether the list is valid (Python's ssl
+        # module may be built on another OpenSSL); once cryptography is loaded for the
+        # certificates, pyOpenSSL costs little more
+        from OpenSSL import SSL
+        SSL.Context(SSL.TLS_SERVER_METHOD).set_cipher_list(ciphers.encode())
     except SSL.Error:
-        return (f'SSL_CTX_set_cipher_list("{v["ssl_ciphers"]}") failed '
-                f'(SSL: error:0A0000B9:SSL routines::no cipher match)', None)
+        return (f'SSL_CTX_set_cipher_list("{ciphers}") failed '
+                f'(SSL: error:0A0000B9:SSL routines::no cipher match)'), ctx.security_level
+    try:
+        ctx.set_ciphers(ciphers)        # for the security level only (@SECLEVEL=N)
+    except ssl.SSLError:
+        pass
+    return None, ctx.security_level
+
+
+def check_tls_settings(v: dict):
+    """(message, Pos or None) for a TLS setting that cannot be honoured, else None
+    (the cipher list is checked before, with check_ciphers)."""
     curve = v["ssl_ecdh_curve"]
     for c in curve.split(":"):
         if c.lower() not in KNOWN_CURVES:
@@ -191,10 +203,12 @@ def _alpn_cb(want: bytes):
     return select
 
 
-def build_context(server):
-    """A pyOpenSSL context from a resolved server's ssl_* settings."""
+def build_context(server, files=None):
+    """A pyOpenSSL context from a resolved server's ssl_* settings (``files``: a
+    conf.tlsfiles.RunFiles, so that servers sharing a key load it once)."""
     from OpenSSL import SSL, crypto
-    from ..conf.tlsfiles import load_private_key
+    from ..conf.tlsfiles import RunFiles
+    files = files or RunFiles()
     ctx = SSL.Context(SSL.TLS_SERVER_METHOD)
     opts = 0
     versions = [v for v in ("TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3")
@@ -208,7 +222,7 @@ def build_context(server):
     ctx.set_cipher_list(server.ssl_ciphers.encode())
     for cert, key in zip(server.ssl_certificate, server.ssl_certificate_key):
         ctx.use_certificate_chain_file(cert)
-        pkey = load_private_key(key, server.ssl_passwords)
+        pkey = files.key(key, server.ssl_passwords)
         ctx.use_privatekey(crypto.PKey.from_cryptography_key(pkey))
     if server.ssl_prefer_server_ciphers:
         opts |= SSL.OP_CIPHER_SERVER_PREFERENCE
@@ -263,10 +277,12 @@ _PREBUILT: dict = {}
 
 def prebuild(config) -> None:
     """Build every TLS server's context now (in the master, before privileges drop)."""
+    from ..conf.tlsfiles import RunFiles
     _PREBUILT.clear()
+    files = RunFiles()
     for srv in config.servers:
         if srv.ssl:
-            _PREBUILT[id(srv)] = build_context(srv)
+            _PREBUILT[id(srv)] = build_context(srv, files)
 
 
 def context_for(server):

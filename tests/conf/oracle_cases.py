@@ -913,6 +913,19 @@ TLS = [
     M("ssl on;", CERT, KEY),
     L("ssl on;", CERT, KEY),
     "events {}\nssl on;\n",
+    # ssl on and starttls in one block conflict, whichever comes second is the error
+    L("ssl on;", "starttls on;"),
+    L("starttls on;", "ssl on;"),
+    L("starttls only;", "ssl on;"),
+    M("ssl on;", "starttls only;", CERT, KEY),
+    M("starttls on;", "ssl on;", CERT, KEY),
+    L("ssl on;", "starttls off;"),
+    L("starttls off;", "ssl on;"),
+    L("ssl off;", "starttls on;"),
+    L("starttls on;", "ssl off;"),
+    L("starttls on;", "ssl bogus;"),
+    L("starttls on;", "ssl on;", "ssl on;"),
+    L("starttls on;", "server {", "listen 127.0.0.1:111;", "ssl on;", "}"),
     # starttls
     L("starttls only;"),
     L("starttls;"),
@@ -1043,6 +1056,23 @@ TLS = [
     T(f"ssl_dhparam {FIX}/not_pem.txt;"),
     T(f"ssl_dhparam {FIX}/missing.pem;"),
     T(f"ssl_dhparam {FIX}/rsa.crt;"),
+    # read as PEM_read_bio_DHparams() reads them, then refused under the security level
+    T(f"ssl_dhparam {FIX}/dh_x942_1024.pem;"),
+    T("ssl_ciphers HIGH:@SECLEVEL=1;", f"ssl_dhparam {FIX}/dh_x942_1024.pem;"),
+    T("ssl_ciphers HIGH:@SECLEVEL=0;", f"ssl_dhparam {FIX}/dh_x942_1024.pem;"),
+    T(f"ssl_dhparam {FIX}/dh_after_cert.pem;"),
+    T("ssl_ciphers HIGH:@SECLEVEL=1;", f"ssl_dhparam {FIX}/dh_after_cert.pem;"),
+    T(f"ssl_dhparam {FIX}/dh_bad_base64.pem;"),
+    T(f"ssl_dhparam {FIX}/dh_bad_end.pem;"),
+    T(f"ssl_dhparam {FIX}/dh_truncated.pem;"),
+    T(f"ssl_dhparam {FIX}/dh_no_g.pem;"),
+    T(f"ssl_dhparam {FIX}/dh_tiny.pem;"),
+    T("ssl_ciphers HIGH:@SECLEVEL=0;", f"ssl_dhparam {FIX}/dh_tiny.pem;"),
+    # the cipher list is set before anything is loaded
+    T("ssl_ciphers BOGUS;", f"ssl_dhparam {FIX}/missing.pem;"),
+    M("listen 127.0.0.1:995 ssl;", f"ssl_certificate {FIX}/missing.crt;", KEY,
+      "ssl_ciphers BOGUS;"),
+    T("ssl_ciphers BOGUS;", "ssl_verify_client on;"),
     # ssl_session_cache
     L("ssl_session_cache off;"),
     L("ssl_session_cache none;"),
@@ -1305,15 +1335,131 @@ INCLUDES = [
     f"events {{}}\ninclude {FIX}/glob/*;\n",
 ]
 
-ALL = (SYNTAX + MAIN + MAIL_LEVEL + SERVER_LEVEL + MAIN_DIRECTIVES + MAIL_DIRECTIVES
-       + SERVERS + TLS + SYNTAX_MORE + INCLUDES)
+# --- http {} and stream {}: names, contexts, block or not, argument counts ----------------
 
-# Where angie-mail differs from nginx on purpose (docs/configuration.md): the contents of
-# http {} and stream {} are parsed but not analysed, so nginx's http modules' errors are
-# not reported.
+STREAM_SO = "load_module /usr/lib/nginx/modules/ngx_stream_module.so;\n"
+# nginx -t binds what http and stream servers listen on: a unix socket of the fixture
+# directory, a port could be another test's
+H_SRV = f"    server {{\n        listen unix:{FIX}/http.sock;\n"
+
+
+def H(*lines):
+    """Lines inside an http server (the first of them is on line 5)."""
+    return ("events {}\nhttp {\n" + H_SRV + "".join(f"        {l}\n" for l in lines)
+            + "    }\n}\n")
+
+
+def ST(*lines):
+    """Lines inside a stream server, the stream module loaded (first line: 6)."""
+    return (STREAM_SO + f"events {{}}\nstream {{\n    server {{\n        listen unix:{FIX}/stream.sock;\n"
+            + "".join(f"        {l}\n" for l in lines) + "    }\n}\n")
+
+
+HTTP_STREAM = [
+    # the stream module of Debian's nginx is a dynamic module
+    STREAM_SO + "events {}\nstream {}\n",
+    STREAM_SO + "events {}\nmail {}\nstream {}\nhttp {}\n",
+    "events {}\nmail {}\nstream {}\n",
+    STREAM_SO + STREAM_SO + "events {}\n",
+    "load_module /usr/lib/nginx/modules/ngx_mail_module.so;\nevents {}\n",
+    STREAM_SO + "events {}\nstream {}\nstream {}\n",
+    STREAM_SO + "events {}\nstream;\n",
+    STREAM_SO + "events {}\nmail { stream {} }\n",
+    "events {}\nhttp {}\n" + STREAM_SO,
+    # unknown names, names of other contexts
+    "events {}\nhttp {\n    foo_bar_unknown;\n}\n",
+    "events {}\nhttp {\n    worker_processes 1;\n}\n",
+    "events {}\nhttp {\n    mail {}\n}\n",
+    "events {}\nhttp {\n    events {}\n}\n",
+    "events {}\nhttp {\n    http {}\n}\n",
+    "events {}\nhttp {\n    location / {}\n}\n",
+    "events {}\nhttp {\n    listen 80;\n}\n",
+    "events {}\nhttp {\n    timeout 5s;\n}\n",
+    "events {}\nhttp {\n    starttls on;\n}\n",
+    H("root /srv;", "location / {", "    root /srv;", "    location /a {", "        index a;",
+      "    }", "}"),
+    H("server {}"),
+    H("upstream u {}"),
+    H("location / {", "    if ($remote_addr) {", "        return 404;", "    }", "}"),
+    H("location / {", "    if ($remote_addr) {", "        location /x {}", "    }", "}"),
+    H("location / {", "    if ($remote_addr) {", "        if ($remote_port) {}", "    }", "}"),
+    H("if ($remote_addr) {", "    root /x;", "}"),
+    H("if ($remote_addr) {", "    rewrite ^ /x;", "}"),
+    H("location / {", "    if ($remote_addr) {", "        root /x;", "    }", "}"),
+    H("location / {", "    limit_except GET {", "        deny all;", "    }", "}"),
+    H("location / {", "    limit_except GET {", "        root /x;", "    }", "}"),
+    H("location / {", "    limit_except GET {", "        location /a {}", "    }", "}"),
+    H("limit_except GET {}"),
+    H("location / {", "    proxy_http_version 1.1;", "    if ($remote_addr) {",
+      "        proxy_http_version 1.1;", "    }", "}"),
+    "events {}\nhttp {\n    upstream u {\n        server 127.0.0.1:1;\n        keepalive 4;\n"
+    "        root /x;\n    }\n}\n",
+    "events {}\nhttp {\n    upstream u {\n        server 127.0.0.1:1;\n"
+    "        resolver 127.0.0.1;\n    }\n}\n",
+    "events {}\nhttp {\n    upstream u {\n        server 127.0.0.1:1;\n        zone z 64k;\n"
+    "    }\n}\n",
+    # names of Angie or of later nginx versions
+    H("http3 on;"),
+    H("location / {", "    proxy_pass_trailers on;", "}"),
+    "events {}\nhttp {\n    client {}\n}\n",
+    "events {}\nhttp {\n    geoip_country /x.dat;\n}\n",
+    "events {}\nhttp {\n    perl_modules /x;\n}\n",
+    # blocks and statements, argument counts
+    "events {}\nhttp {\n    server;\n}\n",
+    "events {}\nhttp {\n    root /x {}\n}\n",
+    H("location /;"),
+    H("location {}"),
+    H("location = /a /b {}"),
+    H("location = /a /b /c {}"),
+    H("if {}"),
+    "events {}\nhttp {\n    sendfile;\n}\n",
+    "events {}\nhttp {\n    sendfile on off;\n}\n",
+    "events {}\nhttp {\n    types;\n}\n",
+    "events {}\nhttp {\n    upstream {}\n}\n",
+    "events {}\nhttp {\n    upstream u {\n        server;\n    }\n}\n",
+    "events {}\nhttp {\n    upstream u {\n        server 127.0.0.1 {}\n    }\n}\n",
+    "events {}\nhttp {\n    log_format a;\n}\n",
+    # blocks read by their own handler: no lookup inside
+    "events {}\nhttp {\n    map $remote_addr $mapped {\n        hostnames;\n        default 1;\n"
+    "        foo bar;\n    }\n}\n",
+    "events {}\nhttp {\n    types {\n        text/html html;\n        foo/bar baz;\n"
+    "    }\n}\n",
+    "events {}\nhttp {\n    geo $x {\n        default 1;\n        10.0.0.0/8 2;\n    }\n}\n",
+    "events {}\nhttp {\n    split_clients \"$remote_addr\" $variant {\n        50% a;\n        * b;\n    }\n}\n",
+    "events {}\nhttp {\n    charset_map a b {\n        41 42;\n    }\n}\n",
+    # includes inside http {}
+    f"events {{}}\nhttp {{\n    include {FIX}/inc_empty.conf;\n}}\n",
+    f"events {{}}\nhttp {{\n    include {FIX}/inc_bad_line3.conf;\n}}\n",
+    f"events {{}}\nhttp {{\n    include {FIX}/inc_unterminated.conf;\n}}\n",
+    f"events {{}}\nhttp {{\n    types {{\n        include {FIX}/inc_empty.conf;\n    }}\n}}\n",
+    # stream {}
+    ST("proxy_pass 127.0.0.1:1;"),
+    ST("foo;"),
+    ST("root /x;"),
+    ST("server_name x;"),
+    ST("ssl_preread on;", "proxy_pass 127.0.0.1:1;"),
+    ST("mqtt_preread on;"),
+    ST("pass 127.0.0.1:1;"),
+    ST("server {}"),
+    ST("listen;"),
+    ST("proxy_pass 127.0.0.1:1 {}"),
+    STREAM_SO + "events {}\nstream {\n    upstream u {\n        server 127.0.0.1:1;\n"
+    "        hash $remote_addr;\n        proxy_pass x;\n    }\n}\n",
+    STREAM_SO + "events {}\nstream {\n    map $remote_addr $mapped {\n        default 1;\n    }\n"
+    "    server;\n}\n",
+    STREAM_SO + "events {}\nstream {\n    location / {}\n}\n",
+    STREAM_SO + "events {}\nstream {\n    geoip_country /x.dat;\n}\n",
+]
+
+ALL = (SYNTAX + MAIN + MAIL_LEVEL + SERVER_LEVEL + MAIN_DIRECTIVES + MAIL_DIRECTIVES
+       + SERVERS + TLS + SYNTAX_MORE + INCLUDES + HTTP_STREAM)
+
+# Where angie-mail differs from nginx on purpose (docs/configuration.md): inside http {}
+# and stream {} only the directives' names, contexts, form and argument counts are
+# checked, not their values.
 KNOWN_DIFFERENCES = [
-    "events {}\nhttp { foo_bar_unknown; }\n",
     "events {}\nhttp { server { listen 80 foo; } }\n",
+    f"events {{}}\nhttp {{ server {{ listen unix:{FIX}/http.sock; location / {{ return 1000; }} }} }}\n",
 ]
 
 # Cases found by growing the corpus where angie-mail first disagreed with nginx 1.22.1;

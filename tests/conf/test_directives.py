@@ -313,3 +313,90 @@ def test_lint_mode_keeps_going():
     assert [f.text() for f in r.errors] == [
         'unknown directive "foo" in t.conf:4', 'unknown directive "bar" in t.conf:5',
         '"timeout" directive invalid value in t.conf:6', 'unknown directive "baz" in t.conf:8']
+
+
+# --- http {} and stream {}: names and contexts from Angie's table -------------------------
+
+def _http(*lines):
+    return ("events {}\nhttp {\n    server {\n        listen 127.0.0.1:18080;\n"
+            + "".join(f"        {l}\n" for l in lines) + "    }\n}\n")
+
+
+@pytest.mark.parametrize("lines", [
+    ("location / {", "    if ($x) {", "        proxy_http_version 1.1;", "    }", "}"),
+    ("location = /a /b /c {}",),
+    ("http3 on;",),
+    ("location / {", "    proxy_pass_trailers on;", "}"),
+])
+def test_http_contents_follow_angies_table(lines):
+    """Accepted by Angie, refused by nginx 1.22 (see the oracle cases)."""
+    assert run(_http(*lines)).ok
+    assert not run(_http(*lines), dialect="nginx").ok
+
+
+@pytest.mark.parametrize("text, message", [
+    ("events {}\nhttp {\n    foo;\n}\n", 'unknown directive "foo" in t.conf:3'),
+    (_http("timeout 5s;"), '"timeout" directive is not allowed here in t.conf:5'),
+    (_http("location / {", "    limit_except GET {", "        root /x;", "    }", "}"),
+     '"root" directive is not allowed here in t.conf:7'),
+    (_http("if ($x) {", "    location /a {}", "}"), '"location" directive is not allowed here '
+     'in t.conf:6'),
+    (_http("location /;"), 'directive "location" has no opening "{" in t.conf:5'),
+    (_http("root /x {}"), 'directive "root" is not terminated by ";" in t.conf:5'),
+    (_http("location {}"), 'invalid number of arguments in "location" directive in t.conf:5'),
+    ("events {}\nstream {\n    server {\n        server_name a;\n        root /x;\n    }\n}\n",
+     '"root" directive is not allowed here in t.conf:5'),
+    ("events {}\nstream {\n    upstream u {\n        server 127.0.0.1:1 {}\n    }\n}\n",
+     'directive "server" is not terminated by ";" in t.conf:4'),
+])
+def test_http_and_stream_errors(text, message):
+    assert err(text) == message
+
+
+def test_blocks_with_their_own_handler_are_not_looked_into():
+    text = ("events {}\nhttp {\n    client {\n        anything goes;\n    }\n"
+            "    map $a $b {\n        hostnames;\n        x y;\n    }\n"
+            "    types {\n        text/html html;\n    }\n}\n"
+            "stream {\n    map $a $b {\n        default 1;\n    }\n}\n")
+    assert run(text).ok
+
+
+def test_lint_reports_every_http_finding():
+    text = _http("foo;", "location / {", "    if ($x) {", "        bar;", "    }", "}", "baz {}")
+    r = run(text, mode="lint")
+    assert [f.text() for f in r.errors] == [
+        'unknown directive "foo" in t.conf:5', 'unknown directive "bar" in t.conf:8',
+        'unknown directive "baz" in t.conf:11']
+
+
+def test_stream_needs_its_module_in_the_nginx_dialect(tmp_path):
+    so = tmp_path / "ngx_stream_module.so"       # known by its file name
+    so.write_bytes(b"")
+    text = "events {}\nstream {\n    server {\n        preread_timeout 1s;\n    }\n}\n"
+    assert run(text).ok                                      # Angie: built in
+    assert err(text, "nginx") == 'unknown directive "stream" in t.conf:2'
+    assert run(f"load_module {so};\n" + text, "nginx").ok
+    assert err(f"load_module {so};\nload_module {so};\n" + text, "nginx") == \
+        'module "ngx_stream_module" is already loaded in t.conf:2'
+    # another module's names are not stream's
+    geoip = tmp_path / "ngx_http_geoip_module.so"
+    geoip.write_bytes(b"")
+    assert err(f"load_module {geoip};\n" + text, "nginx") == \
+        'unknown directive "stream" in t.conf:3'
+    assert run(f"load_module {geoip};\nevents {{}}\nhttp {{\n    geoip_proxy 10.0.0.1;\n}}\n",
+               "nginx").ok
+
+
+def test_nginx_table_agrees_with_the_names_nginx_knows():
+    """The names nginx 1.22 compiles in (nginx-1.22-http-stream.tsv, file "-") are the
+    http names of Angie's table it knows in the main context (nginx-1.22-unknown.txt),
+    plus the ones Angie removed; the stream module's are the stream names it knows once
+    ngx_stream_module.so is loaded."""
+    from angie_mail.conf.registry import angie_names, nginx_http_stream, nginx_unknown_names
+    known = {n.name for n in angie_names()} - nginx_unknown_names()
+    http = {n.name for n in angie_names() if n.subsystem == "http"}
+    builtin = {r.name for r in nginx_http_stream() if r.file == "-"}
+    assert builtin - known == {"ssl"}
+    assert (known & http) <= builtin | {n.name for n in angie_names()
+                                        if n.subsystem not in ("http", "stream")}
+    assert all(r.file.endswith(".so") or r.file == "-" for r in nginx_http_stream())

@@ -42,6 +42,19 @@ ssbzSibBsu/6iGtCOGEoXJf//////////wIBAg==
 -----END DH PARAMETERS-----
 """
 
+# X9.42 DH parameters of 1024 bits (openssl dhparam -dsaparam 1024): parsed, then too
+# small for the default security level
+_DH_X942_1024 = b"""-----BEGIN X9.42 DH PARAMETERS-----
+MIIBJgKBgQDqk7exngxuS0fjX08vPAqcvPYsfC9EajwMJ8O/zgW51PT97iE8+Y31
+YtqVElIP0yc1+OYe7p/cCaGRFR6gfViaFBWPAi55RDf7jUo5GzrfWeElgURdRe37
+xmyNhmNIJdLmiBJU5XRHQgsdOdZV45yzCxwTPKrb5Dogm1gjj8g4MwKBgDwxogQk
+WF2ayEnrfU38k5DckvM2TGnoXLnRkH/5NOp3G3VDg2RVx0ftDp1bg+IdLvgMUYCl
++QBmvWMfj/r5KpsPcdPzSB8I+5ytNGSZJ0d0LSHziBw1tTpoZKz84n15CuEbE8xc
+tbD72I3SYtuLBf9YIZIFvls3Gb9NvHnulW2SAh0A6nUjWKuNddJG9qoOQNz2bNFS
+bsrT7O4Ru8pPCQ==
+-----END X9.42 DH PARAMETERS-----
+"""
+
 # Extra files the cases include; the cases name them as FIX + "/<name>" (oracle_cases.py).
 _INCLUDES = {
     "inc_empty.conf": b"",
@@ -108,6 +121,15 @@ def make_fixture_files(d: str) -> None:
            .sign(rsa_key, hashes.SHA256()))
     write("crl.pem", crl.public_bytes(serialization.Encoding.PEM))
     write("dh.pem", _FFDHE2048)
+    write("dh_x942_1024.pem", _DH_X942_1024)
+    write("dh_after_cert.pem", rsa_crt + _DH_X942_1024)
+    lines = _DH_X942_1024.splitlines(keepends=True)
+    write("dh_bad_base64.pem", lines[0] + b"!!not base64!!\n" + lines[-1])
+    write("dh_bad_end.pem", b"".join(lines[:-1]) + b"-----END DH PARAMETERS-----\n")
+    write("dh_truncated.pem", b"".join(lines[:-3]) + lines[-1])
+    write("dh_no_g.pem", b"-----BEGIN DH PARAMETERS-----\nMAMCAQU=\n-----END DH PARAMETERS-----\n")
+    write("dh_tiny.pem", b"-----BEGIN DH PARAMETERS-----\nMAYCAQUCAQI=\n"
+                         b"-----END DH PARAMETERS-----\n")
     write("not_pem.txt", b"this is not a PEM file\n")
     write("empty", b"")
     write("pass_ok.txt", b"wrong\nsecret\n")
@@ -160,8 +182,8 @@ def test_same_verdict_and_message_as_nginx(tmp_path, fixture_dir, text):
 
 @pytest.mark.parametrize("text", KNOWN_DIFFERENCES)
 def test_known_differences_are_still_differences(tmp_path, fixture_dir, text):
-    """Documented difference: nginx rejects these inside http {}, which angie-mail does
-    not analyse."""
+    """Documented difference: nginx rejects these values inside http {}, where
+    angie-mail checks only names, contexts and argument counts."""
     text = text.replace(FIX, fixture_dir)
     theirs = nginx(tmp_path, text)
     mine = ours(os.path.join(str(tmp_path), "wrap.conf"))

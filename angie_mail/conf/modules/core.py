@@ -118,14 +118,22 @@ def env(an, st, lv, d):
 
 
 def load_module(an, st, lv, d):
-    """Accepted and recorded; angie-mail has its mail support built in."""
+    """Accepted and recorded (angie-mail has its mail support built in); in the nginx
+    dialect, the names of the module it loads are known from here on."""
     if an.modules_used:
         raise Fail('"load_module" directive is specified too late')
     path = an.full_name(arg(st))
     if an.check_files and not os.path.isfile(path):
         raise Fail(f'dlopen() "{path}" failed ({path}: cannot open shared object file: '
                    f'No such file or directory)')
+    name = os.path.basename(path)
+    if name in an.loaded_modules:
+        # nginx names the module from the file's own table: Debian's files are named
+        # after the module they hold
+        raise Fail(f'module "{name[:-3] if name.endswith(".so") else name}" '
+                   f'is already loaded')
     lv.values.setdefault(d.field, []).append(path)
+    an.load_module(path)
 
 
 def events_block(an, st, lv, d):
@@ -137,14 +145,17 @@ def events_block(an, st, lv, d):
     return Ctx.EVENTS, ev, None
 
 
-def opaque_block(an, st, lv, d):
-    """http {} and stream {}: parsed (syntax, includes) but not analysed."""
+def protocol_block(an, st, lv, d):
+    """http {} and stream {}: every directive inside is looked up by name and context
+    (unknown, not allowed here, block or not, argument count); values are not checked
+    and the blocks are ignored at run time."""
     key = d.name
     if key in an.main.extra:
         raise Fail(f'"{d.name}" directive is duplicate')
     an.modules_used = True
     an.main.extra[key] = st
-    return None, None, None
+    ctx = Ctx.HTTP_MAIN if d.name == "http" else Ctx.STREAM_MAIN
+    return ctx, an.new_level(ctx, st), None
 
 
 worker_connections = value_slot(atoi, 'invalid number "{value}"')
@@ -238,11 +249,11 @@ ROWS = [
         doc="the global error log (default: stderr at level error)"),
     row("events", "core", _MAIN, Args.BLOCK | Args.NOARGS, events_block, merge=M,
         doc="the events block (required, as in Angie)"),
-    row("http", "core", _MAIN, Args.BLOCK | Args.NOARGS, opaque_block, merge=M,
-        doc="parsed for syntax and includes; contents not analysed, ignored at run time"),
-    row("stream", "core", _MAIN, Args.BLOCK | Args.NOARGS, opaque_block, merge=M,
-        dialects=frozenset(("angie", "angie-mail")),
-        doc="parsed for syntax and includes; contents not analysed, ignored at run time"),
+    row("http", "core", _MAIN, Args.BLOCK | Args.NOARGS, protocol_block, merge=M,
+        doc="directive names and contexts checked, not their values; ignored at run time"),
+    row("stream", "core", _MAIN, Args.BLOCK | Args.NOARGS, protocol_block, merge=M,
+        doc="directive names and contexts checked, not their values; ignored at run "
+            "time (nginx: known once ngx_stream_module.so is loaded)"),
     # events {}
     row("worker_connections", "events", _EV, Args.TAKE1, worker_connections,
         field="worker_connections", default=512, merge=M, syntax="number",

@@ -16,16 +16,29 @@ PROTOCOL_WORDS = ("SSLv2", "SSLv3", "TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3")
 SHM_MIN = 8 * 4096          # a shared session cache must hold 8 memory pages
 
 
+_starttls_slot = enum_slot(["off", "on", "only"])
+
+
+def _conflict(lv) -> bool:
+    """``ssl on`` and an enabled ``starttls`` in the same block (nginx 1.22)."""
+    return lv.values.get("ssl_enable") is True and lv.values.get("starttls", "off") != "off"
+
+
 def starttls(an, st, lv, d):
-    enum_slot(["off", "on", "only"])(an, st, lv, d)
+    _starttls_slot(an, st, lv, d)
+    if _conflict(lv):
+        raise Fail('"ssl" directive conflicts with "starttls"')
     lv.values["ssl_pos"] = Pos(st.file, st.end_line)
 
 
 def ssl_enable(an, st, lv, d):
-    """nginx 1.22's deprecated ``ssl on|off`` (removed from Angie)."""
+    """nginx 1.22's deprecated ``ssl on|off`` (removed from Angie): the value is
+    checked, then the deprecation warned, then the conflict with starttls."""
     flag_slot(an, st, lv, d)
     an.warn('the "ssl" directive is deprecated, use the "listen ... ssl" directive instead',
             st)
+    if _conflict(lv):
+        raise Fail('"starttls" directive conflicts with "ssl on"')
     lv.values["ssl_pos"] = Pos(st.file, st.end_line)
 
 
