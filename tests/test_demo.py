@@ -3,6 +3,7 @@ configuration offers all log in (curl picks CRAM-MD5 when it is offered)."""
 
 from __future__ import annotations
 
+import fcntl
 import os
 import poplib
 import shutil
@@ -21,7 +22,17 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory):
+def demo_lock(tmp_path_factory):
+    """One demo at a time on this machine: its ports are fixed, and test processes may
+    each run some of these tests (the directory above basetemp is common to them)."""
+    with open(tmp_path_factory.getbasetemp().parent / "demo.lock", "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        yield
+        fcntl.flock(f, fcntl.LOCK_UN)
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory, demo_lock):
     # the demo logs every session to its stderr: a file takes it all (a pipe nobody
     # reads would fill up and stop the proxy)
     out = open(tmp_path_factory.mktemp("demo") / "output", "w+b")
