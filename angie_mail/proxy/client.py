@@ -93,7 +93,7 @@ class ClientConnection(asyncio.Protocol):
         self.bytes_out = 0             # relayed backend -> client
         self.attempts = 0
         self.events = None
-        self.counted = False           # in the metrics' current sessions
+        self.counted = None            # its metrics (metrics_listen), while it counts
 
     # --- logging ------------------------------------------------------------------------
 
@@ -135,8 +135,8 @@ class ClientConnection(asyncio.Protocol):
             self.events = ev.writer(srv.login_events)
             self.started = time.time()
         if mx.M is not None:
-            self.counted = True
-            mx.M.current.labels(srv.protocol, self.conf.addr_text).inc()
+            self.counted = mx.M.of(srv.protocol, self.conf.addr_text)
+            self.counted.current.inc()
         # a unix-socket client is "unix:" for auth_http, as nginx's addr_text
         if isinstance(peer, tuple):
             self.client_ip, self.client_port = peer[0], peer[1]
@@ -414,11 +414,11 @@ class ClientConnection(asyncio.Protocol):
 
     def on_auth_response(self, headers, error):
         self._auth_over()
-        if self.counted:
-            addr = self.conf.addr_text
-            mx.M.auth_seconds.labels(addr).observe(mx.now() - self.auth_started)
+        m = self.counted
+        if m:
+            m.auth_seconds.observe(mx.now() - self.auth_started)
             if error is not None:
-                mx.M.auth_failures.labels(addr).inc()
+                m.auth_failures.inc()
         if self.phase == CLOSED:
             return
         srv = self.server
@@ -514,14 +514,14 @@ class ClientConnection(asyncio.Protocol):
             return
         self.log("info", "upstream timed out", ETIMEDOUT)
         if self.counted:
-            mx.M.backend_failures.labels(self.server.protocol, self.conf.addr_text).inc()
+            self.counted.backend_failures.inc()
         self.internal_error()
 
     def backend_failed(self, error: OSError):
         if self.phase != LOGIN:
             return
         if self.counted:
-            mx.M.backend_failures.labels(self.server.protocol, self.conf.addr_text).inc()
+            self.counted.backend_failures.inc()
         if error.errno:
             self.action = "connecting to upstream"
             self.log("error", f"connect() failed ({error.errno}: {error.strerror})")
@@ -539,7 +539,7 @@ class ClientConnection(asyncio.Protocol):
             return
         self.outcome = ev.ERROR
         if self.counted:
-            mx.M.backend_failures.labels(srv.protocol, self.conf.addr_text).inc()
+            self.counted.backend_failures.inc()
         if result == ERROR:
             self.action = self.backend.login.action
             self.log("error", data.decode("utf-8", "backslashreplace"))
@@ -679,16 +679,15 @@ class ClientConnection(asyncio.Protocol):
         if events is not None:
             self.events = None
             events.write_raw("info", ev.record(self, time.time()))
-        if self.counted:
-            self.counted = False
-            m = mx.M
-            labels = (self.server.protocol, self.conf.addr_text)
-            m.current.labels(*labels).dec()
-            m.sessions.labels(*labels, self.outcome).inc()
+        m = self.counted
+        if m:
+            self.counted = None
+            m.current.dec()
+            m.ended(self.outcome)
             if self.bytes_in:
-                m.bytes.labels(*labels, "in").inc(self.bytes_in)
+                m.bytes_in.inc(self.bytes_in)
             if self.bytes_out:
-                m.bytes.labels(*labels, "out").inc(self.bytes_out)
+                m.bytes_out.inc(self.bytes_out)
 
     def eof_received(self):
         if self.phase == RELAY:

@@ -63,6 +63,37 @@ class _Metrics:
                              labels + ("direction",))
         self.tls = Counter("angie_mail_tls_handshakes", "TLS handshakes, by result",
                            ("server", "result"))
+        self._children = {}
+
+    def of(self, protocol: str, server: str) -> "_Bound":
+        """The metrics of one (protocol, server), their labels bound once."""
+        b = self._children.get((protocol, server))
+        if b is None:
+            b = self._children[(protocol, server)] = _Bound(self, protocol, server)
+        return b
+
+
+class _Bound:
+    """A server's metric children: a session touches these without label lookups."""
+    __slots__ = ("current", "outcomes", "auth_seconds", "auth_failures",
+                 "backend_failures", "bytes_in", "bytes_out", "_m", "_labels")
+
+    def __init__(self, m, protocol, server):
+        self._m = m
+        self._labels = (protocol, server)
+        self.current = m.current.labels(protocol, server)
+        self.outcomes = {}
+        self.auth_seconds = m.auth_seconds.labels(server)
+        self.auth_failures = m.auth_failures.labels(server)
+        self.backend_failures = m.backend_failures.labels(protocol, server)
+        self.bytes_in = m.bytes.labels(protocol, server, "in")
+        self.bytes_out = m.bytes.labels(protocol, server, "out")
+
+    def ended(self, outcome: str):
+        c = self.outcomes.get(outcome)
+        if c is None:
+            c = self.outcomes[outcome] = self._m.sessions.labels(*self._labels, outcome)
+        c.inc()
 
 
 def remove_dir() -> None:
