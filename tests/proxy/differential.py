@@ -169,6 +169,33 @@ class Side:
                 t.join(10)
 
 
+def tls_mail_block(protocol: str, servers: dict, implicit_tls, pki):
+    """mail_block(kind, auth_url, ports) for running_side: one ``server {}`` per entry
+    of ``servers`` (directive lines; a (kind, line) pair is for that side only;
+    ``{dead}`` is a port nothing listens on), certificates for the TLS servers."""
+    def mail_block(kind: str, auth_url: str, ports: dict) -> str:
+        out = [f"mail {{\n    auth_http {auth_url};\n    auth_http_timeout 2s;\n"
+               f"    server_name mail.example.com;\n"
+               f"    ssl_certificate {pki['server_rsa_crt']};\n"
+               f"    ssl_certificate_key {pki['server_rsa_key']};\n"
+               # nginx 1.22's default lacks TLSv1.3, Angie's has it
+               f"    ssl_protocols TLSv1.2 TLSv1.3;\n"]
+        for name, lines in servers.items():
+            body = ""
+            for line in lines:
+                if isinstance(line, tuple):
+                    if line[0] != kind:
+                        continue
+                    line = line[1]
+                body += "        " + line.format(dead=free_port()) + "\n"
+            ssl_ = " ssl" if name in implicit_tls else ""
+            out.append(f"    server {{\n        listen 127.0.0.1:{ports[name]}{ssl_};\n"
+                       f"        protocol {protocol};\n{body}    }}\n")
+        out.append("}\n")
+        return "".join(out)
+    return mail_block
+
+
 @contextlib.contextmanager
 def running_side(kind: str, tmpdir, make_backends, servers, mail_block, implicit_tls=(),
                  auth_handler=None, settle=False):

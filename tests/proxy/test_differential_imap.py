@@ -21,10 +21,10 @@ import re
 import pytest
 
 import oracle
-from proxy.differential import (GOOD_DIGEST, NOPASS_DIGEST, SASL_ERROR, Case, Lines, Tls, b64,
-                                describe, line_of, run_both, run_side, running_side,
-                                server_bytes)
-from proxy.harness import ImapBackend, auth_request, free_port
+from proxy.differential import (GOOD_DIGEST, NOPASS_DIGEST, SASL_ERROR, Case, Lines, Tls,
+                                b64, describe, line_of, run_both, run_side, running_side,
+                                server_bytes, tls_mail_block)
+from proxy.harness import ImapBackend, auth_request
 
 
 @pytest.fixture(autouse=True)
@@ -61,27 +61,7 @@ def make_backends() -> dict:
 
 
 def mail_block_for(pki):
-    def mail_block(kind: str, auth_url: str, ports: dict) -> str:
-        out = [f"mail {{\n    auth_http {auth_url};\n    auth_http_timeout 2s;\n"
-               f"    server_name mail.example.com;\n"
-               f"    ssl_certificate {pki['server_rsa_crt']};\n"
-               f"    ssl_certificate_key {pki['server_rsa_key']};\n"
-               # nginx 1.22's default lacks TLSv1.3, Angie's has it
-               f"    ssl_protocols TLSv1.2 TLSv1.3;\n"]
-        for name, lines in SERVERS.items():
-            body = ""
-            for line in lines:
-                if isinstance(line, tuple):
-                    if line[0] != kind:
-                        continue
-                    line = line[1]
-                body += "        " + line.format(dead=free_port()) + "\n"
-            ssl = " ssl" if name in IMPLICIT_TLS else ""
-            out.append(f"    server {{\n        listen 127.0.0.1:{ports[name]}{ssl};\n"
-                       f"        protocol imap;\n{body}    }}\n")
-        out.append("}\n")
-        return "".join(out)
-    return mail_block
+    return tls_mail_block("imap", SERVERS, IMPLICIT_TLS, pki)
 
 
 @pytest.fixture(scope="module")

@@ -30,9 +30,9 @@ import pytest
 
 import oracle
 from proxy.differential import (GOOD_DIGEST, NOPASS_DIGEST, Case, Lines, Reply, Tls, b64,
-                                describe, line_of, make_auth_handler, run_both, running_side,
-                                server_bytes)
-from proxy.harness import SmtpBackend, auth_request, fail_response, free_port, ok_response
+                                describe, line_of, make_auth_handler, run_both,
+                                running_side, server_bytes, tls_mail_block)
+from proxy.harness import SmtpBackend, auth_request, fail_response, ok_response
 
 # one nginx and one angie-mail for the whole module: keep its tests on one worker
 pytestmark = pytest.mark.xdist_group("nginx-smtp")
@@ -163,21 +163,7 @@ def smtp_auth_handler(ports: dict):
 
 
 def mail_block_for(pki):
-    def mail_block(kind: str, auth_url: str, ports: dict) -> str:
-        out = [f"mail {{\n    auth_http {auth_url};\n    auth_http_timeout 2s;\n"
-               f"    server_name mail.example.com;\n"
-               f"    ssl_certificate {pki['server_rsa_crt']};\n"
-               f"    ssl_certificate_key {pki['server_rsa_key']};\n"
-               # nginx 1.22's default lacks TLSv1.3, Angie's has it
-               f"    ssl_protocols TLSv1.2 TLSv1.3;\n"]
-        for name, lines in SERVERS.items():
-            body = "".join("        " + line.format(dead=free_port()) + "\n" for line in lines)
-            ssl = " ssl" if name in IMPLICIT_TLS else ""
-            out.append(f"    server {{\n        listen 127.0.0.1:{ports[name]}{ssl};\n"
-                       f"        protocol smtp;\n{body}    }}\n")
-        out.append("}\n")
-        return "".join(out)
-    return mail_block
+    return tls_mail_block("smtp", SERVERS, IMPLICIT_TLS, pki)
 
 
 @pytest.fixture(scope="module")
