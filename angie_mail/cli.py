@@ -185,16 +185,8 @@ def cmd_test(o: Options) -> int:
     if not o.quiet:
         stderr(f"configuration file {conf} test is successful")
     if o.dump:
-        out = sys.stdout.buffer
-        seen = set()
-        for f in res.parsed.files:
-            if f.path in seen or f.error is not None:
-                continue
-            seen.add(f.path)
-            out.write(f"# configuration file {f.path}:\n".encode("utf-8", "surrogateescape"))
-            out.write(f.raw)
-            out.write(b"\n")
-        out.flush()
+        from .dump import write_files
+        write_files(res.parsed.files)
     return 0
 
 

@@ -23,6 +23,21 @@ import json
 import sys
 
 
+def write_files(files, broken: bool = False) -> None:
+    """What -T prints: each file read, once, after a ``# configuration file`` line;
+    with ``broken``, also a file that failed to parse, as far as it was read."""
+    out = sys.stdout.buffer
+    seen = set()
+    for f in files:
+        if f.path in seen or f.error is not None and not (broken and f.raw):
+            continue
+        seen.add(f.path)
+        out.write(f"# configuration file {f.path}:\n".encode("utf-8", "surrogateescape"))
+        out.write(f.raw)
+        out.write(b"\n")
+    out.flush()
+
+
 def main(argv) -> int:
     p = argparse.ArgumentParser(prog="angie-mail dump",
                                 description="Print the configuration as -T does, or as "
@@ -67,16 +82,7 @@ def main(argv) -> int:
         payload = to_payload(parsed, positions=args.positions, extra_errors=errors)
         sys.stdout.write(json.dumps(payload, indent=args.indent) + "\n")
         return 1 if payload["status"] == "failed" else 0
-    out = sys.stdout.buffer
-    seen = set()
-    for f in parsed.files:
-        if f.path in seen or f.error is not None and not f.raw:
-            continue
-        seen.add(f.path)
-        out.write(f"# configuration file {f.path}:\n".encode("utf-8", "surrogateescape"))
-        out.write(f.raw)
-        out.write(b"\n")
-    out.flush()
+    write_files(parsed.files, broken=True)
     for e in res.errors:
         sys.stderr.write(f"angie-mail: [{e.level}] {e.text()}\n")
     return 1 if res.errors else 0
