@@ -10,13 +10,33 @@ one untagged line, and everything received for it is what the client gets.
 from __future__ import annotations
 
 from ..mail.protocol import AGAIN, LOGGED_IN, REFUSED, SEND, TOO_LONG
-from ..mail.upstream import MORE, TOO_LONG as TOO_LONG_, read_reply
+from ..mail.upstream import MORE, TOO_LONG as TOO_LONG_, StartTlsPlan, one_line, read_reply
 
 START, LOGIN_SENT, USER_SENT, PASS_SENT, DONE, FAILED = range(6)
 
 _ACTION = {LOGIN_SENT: "sending LOGIN command to upstream",
            USER_SENT: "sending user name to upstream",
            PASS_SENT: "sending password to upstream"}
+
+
+def _tagged_at(buf: bytes) -> int:
+    """Where the STARTTLS command's tagged reply starts (-1: not yet)."""
+    if buf.startswith(b"s "):
+        return 0
+    i = buf.find(b"\r\ns ")
+    return i + 2 if i >= 0 else -1
+
+
+def _starttls_ok(reply: bytes) -> bool:
+    i = _tagged_at(reply)
+    return reply.startswith(b"s OK", i) and one_line(reply[i:])
+
+
+# proxy_ssl starttls: "s STARTTLS" after the greeting (RFC 3501 §6.2.1; untagged lines
+# may come before the tagged reply); no new greeting after TLS
+STARTTLS_PLAN = StartTlsPlan(
+    greeting_ok=lambda reply: reply.startswith(b"* OK"),
+    steps=((b"s STARTTLS\r\n", _starttls_ok, lambda buf: _tagged_at(buf) >= 0),))
 
 
 class ImapBackendLogin:

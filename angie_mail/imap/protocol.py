@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..mail.protocol import MailProtocol
-from .backend import ImapBackendLogin
+from .backend import STARTTLS_PLAN, ImapBackendLogin
 from .session import CERT_ERROR, INTERNAL_ERROR, NO_CERT, ImapSession
 
 
@@ -15,4 +15,5 @@ def _backend_login(session, login: bytes, passwd: bytes, server) -> ImapBackendL
 PROTOCOL = MailProtocol(
     name="imap", session=ImapSession, backend_login=_backend_login,
     internal_error=INTERNAL_ERROR, cert_error=CERT_ERROR, no_cert=NO_CERT,
-    password_methods=("plain", "xoauth2", "oauthbearer"))
+    password_methods=("plain", "xoauth2", "oauthbearer"),
+    backend_starttls=lambda server: STARTTLS_PLAN)

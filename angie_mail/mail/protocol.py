@@ -32,6 +32,8 @@ The backend login machine (``BackendLogin``)::
                                     # verbatim with proxy_pass_error_message on; m.text
                                     # is what the log quotes); TOO_LONG (the buffer);
                                     # ERROR (an error-log message: the login cannot go on)
+                                    # SECURE (proxy_ssl starttls: start TLS now, then
+                                    # m.secured() -> (code, bytes) goes on over it)
     m.action                        # "sending user name to upstream"...: log context
     m.pending()                     # backend bytes after the login reply
 """
@@ -44,7 +46,7 @@ from typing import Callable, NamedTuple, Optional
 NEED, CONT, CLOSE, STARTTLS, AUTH = range(5)
 
 # BackendLogin.feed() codes
-AGAIN, SEND, LOGGED_IN, REFUSED, TOO_LONG, ERROR = range(6)
+AGAIN, SEND, LOGGED_IN, REFUSED, TOO_LONG, ERROR, SECURE = range(7)
 
 
 class MailProtocol(NamedTuple):
@@ -67,3 +69,6 @@ class MailProtocol(NamedTuple):
     # server -> ms to wait before the greeting; a client talking meanwhile gets
     # session.rejected_before_greeting() and the connection closes (SMTP)
     greeting_delay: Optional[Callable] = None
+    # server -> StartTlsPlan (mail.upstream): the dialogue that asks the backend for TLS
+    # before logging in (proxy_ssl starttls)
+    backend_starttls: Optional[Callable] = None

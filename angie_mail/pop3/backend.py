@@ -8,12 +8,16 @@ reply to PASS is what the client gets as the answer to its own login command.
 
 from __future__ import annotations
 
-from ..mail.upstream import MORE, TOO_LONG as TOO_LONG_, read_reply
+from ..mail.protocol import AGAIN, LOGGED_IN, REFUSED, SEND, TOO_LONG
+from ..mail.upstream import MORE, TOO_LONG as TOO_LONG_, StartTlsPlan, one_line, read_reply
 
 GREETING, USER_SENT, PASS_SENT, DONE, FAILED = range(5)
 
-# feed() results
-AGAIN, SEND, LOGGED_IN, REFUSED, TOO_LONG = range(5)
+# proxy_ssl starttls: STLS after the greeting (RFC 2595); no new greeting after TLS
+STARTTLS_PLAN = StartTlsPlan(greeting_ok=lambda reply: reply.startswith(b"+OK"),
+                             steps=((b"STLS\r\n",
+                                     lambda reply: reply.startswith(b"+OK") and one_line(reply),
+                                     None),))
 
 _STEP_ACTION = {USER_SENT: "sending user name to upstream",
                 PASS_SENT: "sending password to upstream"}

@@ -13,7 +13,7 @@ import base64
 from typing import NamedTuple
 
 from ..mail.protocol import AGAIN, ERROR, LOGGED_IN, REFUSED, SEND, TOO_LONG
-from ..mail.upstream import MORE, TOO_LONG as TOO_LONG_, read_reply
+from ..mail.upstream import MORE, TOO_LONG as TOO_LONG_, StartTlsPlan, one_line, read_reply
 from .xtext import xtext
 
 (START, HELO, HELO_XCLIENT, HELO_FROM, HELO_AUTH, XCLIENT, XCLIENT_FROM, XCLIENT_HELO,
@@ -138,3 +138,15 @@ def _complete(buf: bytes) -> bool:
             break
         m -= 1
     return m > 0 and buf[m + 5:m + 6] != b"-"
+
+
+def starttls_plan(server_name: bytes) -> StartTlsPlan:
+    """proxy_ssl starttls: EHLO, then STARTTLS (RFC 3207); after TLS the dialogue starts
+    again with its own HELO/EHLO, as a client must."""
+    return StartTlsPlan(
+        greeting_ok=lambda reply: reply[:3] == b"220",
+        complete=_complete,
+        steps=((b"EHLO " + server_name + b"\r\n", lambda reply: reply[:3] == b"250",
+                _complete),
+               (b"STARTTLS\r\n", lambda reply: reply[:3] == b"220" and one_line(reply),
+                None)))

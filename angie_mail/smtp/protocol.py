@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..mail.protocol import MailProtocol
-from .backend import SmtpBackendLogin, SmtpFacts
+from .backend import SmtpBackendLogin, SmtpFacts, starttls_plan
 from .session import CERT_ERROR, INTERNAL_ERROR, NO_CERT, SmtpSession
 
 
@@ -15,6 +15,10 @@ def _backend_login(session, login: bytes, passwd, server) -> SmtpBackendLogin:
         helo=s.helo, none=s.method == "none", addr=s.client_addr, ipv6=s.client_ipv6,
         host=s.host, mail_from=s.mail_from, rcpt_to=s.rcpt_to)
     return SmtpBackendLogin(facts, login, passwd, server.proxy_buffer)
+
+
+def _starttls_plan(server):
+    return starttls_plan(server.server_name.encode("utf-8", "surrogateescape"))
 
 
 def _auth_rows(session):
@@ -30,4 +34,5 @@ PROTOCOL = MailProtocol(
     # the backend needs one only with proxy_smtp_auth (smtp.md §11, §12)
     password_methods=("plain", "xoauth2", "oauthbearer", "none"),
     auth_rows=_auth_rows, requires_password=False, client_host=True,
-    greeting_delay=lambda server: server.smtp_greeting_delay_ms)
+    greeting_delay=lambda server: server.smtp_greeting_delay_ms,
+    backend_starttls=_starttls_plan)
