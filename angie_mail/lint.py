@@ -65,6 +65,8 @@ RULES = {
     "host-not-found": Rule("error", "A host name in the configuration does not resolve "
                            "(checked with --resolve)",
                            "fix the name, or use an address"),
+    "backend-tls-unverified": Rule("warning", "TLS to the backend without verifying it",
+                                   "proxy_ssl_verify on; with proxy_ssl_trusted_certificate"),
     "smtp-mail-without-tls": Rule("warning", "MX accepts mail in clear text under "
                                   "starttls only", "accept it for an MX on port 25, or use "
                                   "listen ... ssl"),

@@ -560,3 +560,20 @@ def test_mail_without_server_in_a_fragment_is_not_reported(tmp_path):
     settings, with the servers in another file's mail {}."""
     conf = write(tmp_path, "mail {\n    auth_http 127.0.0.1:9000/auth;\n}\n")
     assert cli("lint", "--context", "main", conf) == (0, "", "")
+
+
+def test_backend_tls_without_verification(tmp_path):
+    conf, rc, out = lint_server(tmp_path, ["proxy_ssl starttls;"], "imap", 1143, "",
+                                "--select", "backend-tls-unverified,not-portable")
+    assert out == (
+        f"{conf}:7:9: warning: proxy_ssl starttls without proxy_ssl_verify: the backend's "
+        f"certificate is not checked, so anyone on the path can take the passwords sent to "
+        f"it [backend-tls-unverified]\n"
+        f"  hint: proxy_ssl_verify on; with proxy_ssl_trusted_certificate and proxy_ssl_name\n"
+        f'{conf}:7:9: warning: "proxy_ssl" is an angie-mail extension: Angie reports '
+        f'"proxy_ssl" directive is not allowed here [not-portable]\n')
+    ca = write(tmp_path, "", "ca.crt")
+    conf, rc, out = lint_server(tmp_path, ["proxy_ssl on;", "proxy_ssl_verify on;",
+                                           f"proxy_ssl_trusted_certificate {ca};"],
+                                "imap", 1143, "", "--select", "backend-tls-unverified")
+    assert out == ""

@@ -218,8 +218,12 @@ class Analyzer:
             if d.field is not None:
                 lv.extra.setdefault("stmts", {})[d.field] = st
             if self.mode == "lint" and d.extension:
-                self.warn(f'"{d.name}" is an angie-mail extension: Angie reports '
-                          f'unknown directive "{d.name}"', st, rule="not-portable")
+                # names of Angie's http and stream modules are "not allowed here" in mail
+                said = (f'"{d.name}" directive is not allowed here'
+                        if registry("angie").known(d.name) else
+                        f'unknown directive "{d.name}"')
+                self.warn(f'"{d.name}" is an angie-mail extension: Angie reports {said}',
+                          st, rule="not-portable")
             if st.block is not None:
                 child_ctx, child_lv, close = res
                 if child_ctx is None:

@@ -16,6 +16,7 @@ docs/lint.md; the one-line summaries and fixes are in ``angie_mail.lint.RULES``.
 * ``smtp-mail-without-tls``: an SMTP server with ``starttls only`` and ``smtp_auth none``
   on a non-loopback listener without ``ssl``: ``starttls only`` refuses only AUTH, so
   mail is accepted in clear text (Angie's MX semantics);
+* ``backend-tls-unverified``: ``proxy_ssl`` (angie-mail) without ``proxy_ssl_verify``;
 * ``other-protocol-directive``: ``smtp_*`` in an IMAP server and the like (ignored);
 * ``split-capability``, ``misspelled-capability``, ``unservable-capability``,
   ``capability-reply-text``, ``starttls-capability``: ``*_capabilities`` lists that do
@@ -204,6 +205,14 @@ def check(an, context: str = "main") -> list:
                        f"mail is accepted in clear text on {l.text}", st,
                        "accept this for an MX (RFC 3207 forbids requiring TLS on port 25), "
                        "or use listen ... ssl", pos=l.pos)
+        t = srv.proxy_ssl
+        if t is not None and not t.verify:
+            sc.add("backend-tls-unverified",
+                   f"proxy_ssl {t.mode} without proxy_ssl_verify: the backend's certificate "
+                   f"is not checked, so anyone on the path can take the passwords sent to it",
+                   sc.stmt_of("proxy_ssl", lv, mail),
+                   "proxy_ssl_verify on; with proxy_ssl_trusted_certificate and "
+                   "proxy_ssl_name", pos=srv.pos)
         if srv.ssl:
             st = sc.stmt_of("ssl_protocols", lv, mail)
             if st is None:

@@ -22,6 +22,7 @@ from ..pop3.capa import pop3_replies
 from .level import Level
 from .modules.core import default_user
 from .model import Config, Events, LogTarget, Main, Pos, Server, SessionCache
+from .modules import backend_tls
 from .registry import Ctx, Merge
 
 DEFAULT_PID = "logs/angie-mail.pid"        # under the prefix, as nginx's logs/nginx.pid
@@ -65,6 +66,7 @@ def merge(an) -> Config:
     # ssl
     for srv, v in merged:
         _check_ssl(an, srv, v)
+        _check_proxy_ssl(an, srv, v)
     # auth_http
     for srv, v in merged:
         if v.get("auth_http") is None:
@@ -174,6 +176,18 @@ def _check_ssl(an, srv: Level, v: dict) -> None:
                            where="file" if problem[1] else "none", kind="merge"))
 
 
+def _check_proxy_ssl(an, srv: Level, v: dict) -> None:
+    if v.get("proxy_ssl", "off") == "off":
+        return
+    problem = backend_tls.check(an, v, _run_files(an) if an.check_files else None)
+    if problem is None:
+        from ..proxy.tls import check_ciphers
+        problem = check_ciphers(v["proxy_ssl_ciphers"])[0]
+    if problem:
+        pos = v.get("proxy_ssl_pos") or Pos(srv.file, srv.line)
+        _err(an, f"{problem} in {pos.file}:{pos.line}", pos.file, pos.line)
+
+
 def _main(an) -> Main:
     mv = an.main.values
     ev = an.main.extra.get("events")
@@ -276,6 +290,7 @@ def _server(an, srv: Level, v: dict, main: Main) -> Server:
         ssl_conf_command=_tuple(v["ssl_conf_command"]),
         login_events=v.get("login_events", ""),
         metrics_listen=v.get("metrics_listen"),
+        proxy_ssl=backend_tls.settings(v),
         pop3=_pop3(pop3_auth, pop3_caps) if v["protocol"] == "pop3" else None,
         imap=_imap(v["imap_auth"], _tuple(v["imap_capabilities"]))
         if v["protocol"] == "imap" else None,

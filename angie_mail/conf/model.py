@@ -91,6 +91,22 @@ class ImapReplies(NamedTuple):
     capability_only: bytes             # plain text, starttls only
 
 
+class BackendTls(NamedTuple):
+    """proxy_ssl and its settings (angie-mail): TLS from the proxy to the backend."""
+    mode: str                          # on | starttls
+    verify: bool
+    trusted_certificate: str
+    name: str                          # "": the Auth-Server value
+    server_name: bool                  # send SNI even without verify
+    certificate: str
+    certificate_key: str
+    passwords: tuple
+    protocols: frozenset
+    ciphers: str
+    session_reuse: bool
+    pos: Optional[Pos] = None
+
+
 class Server(NamedTuple):
     """A resolved ``server {}`` of the mail block."""
     pos: Pos                           # the "server {" line
@@ -158,6 +174,7 @@ class Server(NamedTuple):
     imap: Optional[ImapReplies] = None
     login_events: str = ""             # the login events file ("": off)
     metrics_listen: Optional[tuple] = None   # (family, host, port) of the metrics endpoint
+    proxy_ssl: Optional[BackendTls] = None   # TLS to the backend
 
 
 class Events(NamedTuple):
