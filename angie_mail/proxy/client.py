@@ -19,6 +19,7 @@ import time
 from ..log import RANK, LogContext
 from ..mail.protocol import (AUTH, CLOSE, CONT, ERROR, LOGGED_IN, NEED, REFUSED, STARTTLS,
                              TOO_LONG)
+from ..mail.upstream import StartTlsLogin
 from ..protocols import PROTOCOLS
 from . import auth_http
 from . import events as ev
@@ -503,6 +504,9 @@ class ClientConnection(asyncio.Protocol):
         self.upstream = name
         self.action = "connecting to upstream"
         machine = self.proto.backend_login(self.session, login, passwd, srv)
+        if srv.proxy_ssl is not None and srv.proxy_ssl.mode == "starttls":
+            machine = StartTlsLogin(machine, self.proto.backend_starttls(srv),
+                                    srv.proxy_buffer)
         header = self.outbound_proxy_header() if srv.proxy_protocol else None
         self.backend = Backend(self, machine, header)
         self.timer = self.rt.loop.call_later(srv.timeout_ms / 1000.0, self.on_backend_timeout)
@@ -527,6 +531,18 @@ class ClientConnection(asyncio.Protocol):
             self.log("error", f"connect() failed ({error.errno}: {error.strerror})")
         else:
             self.log("error", error.strerror)
+        self.internal_error()
+
+    def backend_tls_failed(self, message: str, action: str = "SSL handshaking to upstream"):
+        """TLS with the backend failed (proxy_ssl): the certificate did not verify, the
+        name did not match, the backend spoke no TLS or refused ours."""
+        if self.phase != LOGIN:
+            return
+        if self.counted:
+            self.counted.backend_failures.inc()
+        self.outcome = ev.ERROR
+        self.action = action
+        self.log("error", message)
         self.internal_error()
 
     def backend_login_done(self, result, data: bytes):

@@ -10,11 +10,17 @@ Flow control is back-pressure: when one side cannot take more, the other side st
 being read, so memory stays bounded and nothing is dropped.  The relay ends when either
 side closes (after what it sent was delivered); a half-close is not propagated, as in
 Angie.
+
+With ``proxy_ssl`` (angie-mail) the socket's ``recv``/``send`` are those of a
+``backend_tls.TlsSocket`` over it (``self.io``): TLS right after the connect (and the
+PROXY header) with ``on``, or when the login machine answers SECURE with ``starttls``.
 """
 
 from __future__ import annotations
 
-from ..mail.protocol import AGAIN, LOGGED_IN, SEND
+import ssl
+
+from ..mail.protocol import AGAIN, LOGGED_IN, SECURE, SEND
 from .netio import connect_error, first_send, start_connect
 from .poller import END_EVENTS, IN_EVENTS, OUT_EVENTS
 
@@ -36,7 +42,8 @@ class Backend:
 
     __slots__ = ("client", "loop", "poller", "login", "header", "sock", "fd", "relaying",
                  "closed", "reading", "rready", "ended", "connecting", "out", "out_size",
-                 "flushing", "received")
+                 "flushing", "received", "io", "tls", "handshaking", "tls_on", "tls_key",
+                 "tls_name")
 
     def __init__(self, client, login_machine, header: bytes | None):
         self.client = client
@@ -56,18 +63,29 @@ class Backend:
         self.out_size = 0
         self.flushing = False         # closing once ``out`` is sent
         self.received = False         # a byte came from the backend
+        self.io = None                # the socket, or the TlsSocket over it
+        self.tls = None               # backend_tls.TlsSocket once TLS started
+        self.handshaking = False
+        self.tls_on = False           # proxy_ssl on: TLS right after the connect
+        self.tls_key = None
+        self.tls_name = ""
 
     # --- connect and login ------------------------------------------------------------
 
     def connect(self, family: int, ip: str, port: int) -> None:
         sock, error = start_connect(family, (ip, port), nodelay=True)
-        self.sock = sock
+        self.sock = self.io = sock
         if sock is not None:
             self.fd = sock.fileno()
             self.client.rt.backends += 1
         if error is not None:
             return self.client.backend_failed(error)
-        if self.header is None:
+        t = self.client.server.proxy_ssl
+        if t is not None:
+            self.tls_on = t.mode == "on"
+            self.tls_key = (id(self.client.server), ip, port)
+            self.tls_name = t.name or ip
+        if self.header is None and not self.tls_on:
             # nothing to send first: readability means the greeting (or the error of a
             # failed connect, which recv reports)
             self._connected()
@@ -84,9 +102,12 @@ class Backend:
             if not events & OUT_EVENTS:
                 return
             self._on_connect()
+        if self.handshaking:
+            self._handshake()
+            return
         if self.rready and self.reading:
             self._on_data()
-        if events & OUT_EVENTS and self.out:
+        if events & OUT_EVENTS and (self.out or self.tls is not None):
             self._on_writable()
 
     def _on_connect(self):
@@ -109,7 +130,49 @@ class Backend:
             if n != len(self.header):
                 return self.client.backend_failed(
                     OSError(0, "could not send PROXY protocol header at once"))
+        if self.tls_on:
+            return self._start_tls()
         self.reading = True
+
+    # --- TLS to the backend ---------------------------------------------------------------
+
+    def _start_tls(self):
+        from .backend_tls import TlsSocket
+        client = self.client
+        client.action = "SSL handshaking to upstream"
+        try:
+            self.tls = self.io = TlsSocket(self.sock, client.server, self.tls_key,
+                                           self.tls_name)
+        except (ValueError, OSError) as e:          # e.g. a name ssl cannot send
+            return client.backend_tls_failed(str(e))
+        self.handshaking = True
+        self.reading = False
+        self._handshake()
+
+    def _handshake(self):
+        try:
+            done = self.tls.handshake()
+        except ssl.SSLError as e:
+            self.handshaking = False
+            from .backend_tls import handshake_error
+            return self.client.backend_tls_failed(handshake_error(e, self.tls_name))
+        except OSError as e:
+            self.handshaking = False
+            return self.client.backend_failed(e)
+        if not done:
+            return
+        self.handshaking = False
+        self.reading = True
+        # what came with the end of the handshake may already be decrypted and
+        # waiting: read now rather than wait for an edge that may not come
+        self.rready = True
+        if not self.tls_on:
+            # starttls: the login goes on over TLS from the greeting read before
+            self._login_step(*self.login.secured())
+            if self.reading and not self.closed:
+                self.poller.call_soon(self._on_data)
+            return
+        self.poller.call_soon(self._on_data)
 
     def _on_data(self):
         # edge-triggered: read until drained, unless reading stops or the session ends
@@ -126,12 +189,18 @@ class Backend:
         # the log context of every read during login, as Angie's read_response sets it
         self.client.action = "reading response from upstream"
         try:
-            data = self.sock.recv(65536)
+            data = self.io.recv(65536)
         except (BlockingIOError, InterruptedError):
             self.rready = False
             return
         except OSError as e:
             self.rready = False
+            if self.tls is not None and isinstance(e, ssl.SSLError):
+                # e.g. the backend's alert after the handshake: no client certificate
+                from .backend_tls import handshake_error
+                self.pause_reading()
+                return self.client.backend_tls_failed(
+                    handshake_error(e, self.tls_name, "SSL_read()"), self.client.action)
             if not self.received:
                 self.pause_reading()            # the connect itself failed
                 return self.client.backend_failed(e)
@@ -142,10 +211,12 @@ class Backend:
             self.pause_reading()
             return self.client.backend_login_done(REFUSED_EOF, b"")
         self.received = True
-        result, out = self.login.feed(data)
+        self._login_step(*self.login.feed(data))
+
+    def _login_step(self, result, out):
         while result == SEND:
             try:
-                n = self.sock.send(out)
+                n = self.io.send(out)
             except OSError:
                 n = 0
             if n != len(out):           # Angie treats an incomplete send as an error
@@ -160,6 +231,8 @@ class Backend:
             result, out = self.login.feed(b"")
         if result == AGAIN:
             return
+        if result == SECURE:
+            return self._start_tls()
         if result != LOGGED_IN:
             self.pause_reading()        # refused or too long: the session ends
         else:
@@ -180,7 +253,7 @@ class Backend:
         # one byte over the transport's high-water mark makes it pause_writing (and
         # later resume_writing): never more is read than fits under the mark + 1
         mark = transport.get_write_buffer_limits()[1] + 1
-        recv = self.sock.recv
+        recv = self.io.recv
         for _ in range(16):
             size = mark - buffered()
             if size <= 0:
@@ -217,7 +290,7 @@ class Backend:
             self.out_size += len(data)
         else:
             try:
-                n = self.sock.send(data)
+                n = self.io.send(data)
             except (BlockingIOError, InterruptedError):
                 n = 0
             except OSError:
@@ -232,10 +305,19 @@ class Backend:
             self.client.pause_reading_for_backend()
 
     def _on_writable(self):
+        if self.tls is not None:
+            try:
+                if not self.tls.flush():
+                    return
+            except OSError:
+                self.out.clear()
+                self.out_size = 0
+            if not self.out and not self.flushing:
+                return
         while self.out:
             data = self.out[0]
             try:
-                n = self.sock.send(data)
+                n = self.io.send(data)
             except (BlockingIOError, InterruptedError):
                 return
             except OSError:
@@ -268,7 +350,7 @@ class Backend:
         if self.closed or self.flushing:
             return
         self.pause_reading()
-        if self.out:
+        if self.out or self.tls is not None and self.tls.pending_out():
             self.flushing = True
             # a backend that never takes the rest must not keep the socket forever
             self.loop.call_later(FLUSH_TIMEOUT, self._close_now)
@@ -289,5 +371,7 @@ class Backend:
             if self.fd >= 0:
                 self.poller.unregister(self.fd)
                 self.client.rt.backends -= 1
+            if self.tls is not None and not self.handshaking:
+                self.tls.close_notify()
             self.sock.close()
             self.sock = None

@@ -287,6 +287,7 @@ class Session:
 
     def __init__(self, rt):
         self.rt = rt
+        self.server = types.SimpleNamespace(proxy_ssl=None)     # plain TCP to the backend
         self.events = []
         self.bytes_out = 0
         self.transport = types.SimpleNamespace(write=lambda d: self.events.append(d),
