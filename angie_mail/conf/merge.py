@@ -22,7 +22,7 @@ from ..pop3.capa import pop3_replies
 from .level import Level
 from .modules.core import default_user
 from .model import Config, Events, LogTarget, Main, Pos, Server, SessionCache
-from .modules import backend_tls
+from .modules import backend_tls, guard
 from .registry import Ctx, Merge
 
 DEFAULT_PID = "logs/angie-mail.pid"        # under the prefix, as nginx's logs/nginx.pid
@@ -73,14 +73,21 @@ def merge(an) -> Config:
             _err(an, f'no "auth_http" is defined for server in {srv.file}:{srv.line}',
                  srv.file, srv.line)
 
+    # angie-mail's brute-force defence
+    for srv, v in merged:
+        _check_guard(an, srv, v)
+
     main = _main(an)
     an.server_pairs = [(_server(an, srv, v, main), srv) for srv, v in merged
                        if "protocol" in v and v.get("auth_http") is not None]
     servers = tuple(s for s, _ in an.server_pairs)
     if an.check_files and an.mode == "test":
         _open_logs(an, main, servers)
+    zones = {**mail_vals.get("limit_conn_zones", {}),
+             **mail_vals.get("auth_throttle_zones", {})}
     return Config(main, servers, tuple(f.path for f in an.parsed.files),
-                  an.mail is not None)
+                  an.mail is not None,
+                  tuple((name, an.shm_zones[name]) for name in zones))
 
 
 def _ssl_mode(v: dict):
@@ -176,6 +183,23 @@ def _check_ssl(an, srv: Level, v: dict) -> None:
                            where="file" if problem[1] else "none", kind="merge"))
 
 
+def _check_guard(an, srv: Level, v: dict) -> None:
+    """Zones named by auth_throttle and limit_conn must be declared (nginx's words for
+    a zone used but never sized); smtp_refuse_auth only where no password AUTH is
+    offered."""
+    t = v.get("auth_throttle")
+    if t is not None and t[0] not in v.get("auth_throttle_zones", {}):
+        pos = t[6]
+        return _err(an, f'zero size shared memory zone "{t[0]}"', pos.file, pos.line)
+    for name, _, pos in v.get("limit_conn") or ():
+        if name not in v.get("limit_conn_zones", {}):
+            return _err(an, f'zero size shared memory zone "{name}"', pos.file, pos.line)
+    if v.get("smtp_refuse_auth") and v.get("protocol") == "smtp" and \
+            set(v["smtp_auth"]) - {"none"}:
+        _err(an, f'"smtp_refuse_auth on" needs "smtp_auth none" in server in '
+                 f'{srv.file}:{srv.line}', srv.file, srv.line)
+
+
 def _check_proxy_ssl(an, srv: Level, v: dict) -> None:
     if v.get("proxy_ssl", "off") == "off":
         return
@@ -232,6 +256,7 @@ def _server(an, srv: Level, v: dict, main: Main) -> Server:
     logs = v.get("error_log")
     pop3_auth = v["pop3_auth"]
     pop3_caps = _tuple(v["pop3_capabilities"])
+    throttle, conns = guard.settings(v, v.get("limit_conn_zones", {}))
     return Server(
         pos=Pos(srv.file, srv.line),
         protocol=v["protocol"],
@@ -291,6 +316,11 @@ def _server(an, srv: Level, v: dict, main: Main) -> Server:
         login_events=v.get("login_events", ""),
         metrics_listen=v.get("metrics_listen"),
         proxy_ssl=backend_tls.settings(v),
+        auth_throttle=throttle,
+        limit_conn=conns,
+        limit_conn_dry_run=v.get("limit_conn_dry_run", False),
+        limit_conn_log_level=v.get("limit_conn_log_level", "error"),
+        smtp_refuse_auth=v.get("smtp_refuse_auth", False),
         pop3=_pop3(pop3_auth, pop3_caps) if v["protocol"] == "pop3" else None,
         imap=_imap(v["imap_auth"], _tuple(v["imap_capabilities"]))
         if v["protocol"] == "imap" else None,

@@ -107,6 +107,29 @@ class BackendTls(NamedTuple):
     pos: Optional[Pos] = None
 
 
+class AuthThrottle(NamedTuple):
+    """auth_throttle and its settings (angie-mail): failed-login throttling."""
+    zone: str
+    addr: Optional[tuple]              # (failures, window seconds) or None
+    login: Optional[tuple]
+    pair: Optional[tuple]
+    delay: float                       # seconds: the first delay, doubled per failure
+    max_delay: float
+    trust: int                         # seconds a success exempts its pair (0: off)
+    trust_certificate: bool
+    log_level: str
+    mask_login: bool
+    pos: Optional[Pos] = None
+
+
+class LimitConn(NamedTuple):
+    """One limit_conn (angie-mail, as freenginx's mail module)."""
+    zone: str
+    key: str                           # $remote_addr, $remote_user, $auth_http_<name>
+    number: int
+    pos: Optional[Pos] = None
+
+
 class Server(NamedTuple):
     """A resolved ``server {}`` of the mail block."""
     pos: Pos                           # the "server {" line
@@ -175,6 +198,11 @@ class Server(NamedTuple):
     login_events: str = ""             # the login events file ("": off)
     metrics_listen: Optional[tuple] = None   # (family, host, port) of the metrics endpoint
     proxy_ssl: Optional[BackendTls] = None   # TLS to the backend
+    auth_throttle: Optional[AuthThrottle] = None
+    limit_conn: tuple = ()             # tuple[LimitConn]
+    limit_conn_dry_run: bool = False
+    limit_conn_log_level: str = "error"
+    smtp_refuse_auth: bool = False
 
 
 class Events(NamedTuple):
@@ -208,3 +236,4 @@ class Config(NamedTuple):
     servers: tuple                     # tuple[Server], in definition order
     files: tuple                       # paths of every file read
     has_mail: bool = False
+    zones: tuple = ()                  # ((name, size), ...): limit_conn / auth_throttle
