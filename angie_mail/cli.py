@@ -30,6 +30,7 @@ Usage: {PROG} [-?hvVtTq] [-s signal] [-p prefix]
        {PROG} lint [--format=text|json|sarif] [--dialect=...] [--context=...] [FILE ...|-]
        {PROG} dump [--format=text|json] [FILE]
        {PROG} fmt [--check] [--diff] FILE ...|-
+       {PROG} throttle list|clear [-c filename] [--zone name] [...]
 
 Options:
   -?,-h         : this help
@@ -203,7 +204,8 @@ def version_text(full: bool) -> str:
             "dialects: angie-mail (default), angie, nginx (1.22)",
             "mail protocols: " + ", ".join(sorted(PROTOCOLS)),
             "extensions (dialect angie-mail): pop3_client_buffer, auth_http_keepalive, "
-            "proxy_protocol v2, login_events, metrics_listen",
+            "proxy_protocol v2, login_events, metrics_listen, proxy_ssl, auth_throttle, "
+            "limit_conn, smtp_refuse_auth",
         ]
     return "\n".join(lines) + "\n"
 
@@ -220,6 +222,9 @@ def main(argv=None) -> int:
         if argv and argv[0] == "fmt":
             from .fmt import main as fmt_main
             return fmt_main(argv[1:])
+        if argv and argv[0] == "throttle":
+            from .throttle import main as throttle_main
+            return throttle_main(argv[1:])
         if argv and argv[0] == "dump":
             from .dump import main as dump_main
             return dump_main(argv[1:])

@@ -16,4 +16,5 @@ PROTOCOL = MailProtocol(
     name="imap", session=ImapSession, backend_login=_backend_login,
     internal_error=INTERNAL_ERROR, cert_error=CERT_ERROR, no_cert=NO_CERT,
     password_methods=("plain", "xoauth2", "oauthbearer"),
-    backend_starttls=lambda server: STARTTLS_PLAN)
+    backend_starttls=lambda server: STARTTLS_PLAN,
+    temp_failure=(b"[UNAVAILABLE] ", None))

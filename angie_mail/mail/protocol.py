@@ -72,3 +72,6 @@ class MailProtocol(NamedTuple):
     # server -> StartTlsPlan (mail.upstream): the dialogue that asks the backend for TLS
     # before logging in (proxy_ssl starttls)
     backend_starttls: Optional[Callable] = None
+    # (text prefix, Auth-Error-Code) of a temporary refusal that closes the session
+    # (auth_throttle, limit_conn): the RFC's response code for "try again later"
+    temp_failure: tuple = (b"", None)

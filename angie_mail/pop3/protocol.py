@@ -16,4 +16,5 @@ PROTOCOL = MailProtocol(
     internal_error=INTERNAL_ERROR, cert_error=CERT_ERROR, no_cert=NO_CERT,
     # methods for which the client's own password can log in to the backend
     password_methods=("plain", "xoauth2", "oauthbearer"),
-    backend_starttls=lambda server: STARTTLS_PLAN)
+    backend_starttls=lambda server: STARTTLS_PLAN,
+    temp_failure=(b"[SYS/TEMP] ", None))

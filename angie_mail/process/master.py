@@ -36,13 +36,18 @@ def prepare(config, o, startup: StartupLog) -> bool:
     main_log(config, o)
     for srv in config.servers:
         ErrorLog.for_targets(srv.error_log)
-    from ..proxy import backend_tls
+    from ..proxy import backend_tls, guard
     from ..proxy.tls import prebuild
     try:
         prebuild(config)
         backend_tls.prebuild(config)
     except Exception as e:                  # a certificate that -t accepted but OpenSSL not
         startup.log("emerg", f"cannot create the TLS context: {e}")
+        return False
+    try:
+        guard.prepare(config)               # shared zones: before the workers fork
+    except OSError as e:
+        startup.log("emerg", f"cannot create the shared memory zones: {e}")
         return False
     return True
 
@@ -53,8 +58,9 @@ def preload() -> None:
     environment in root's home), and a module first imported after the switch would
     fail there.  Python code is loaded here, in the master, and inherited by fork."""
     import encodings.idna  # noqa: F401  (host names)
-    from ..proxy import (auth_http, backend_tls, client, handshake, netio,  # noqa: F401
-                         poller, proxy_protocol, relay, resolver, server, sockio, tls, tlsio)
+    from ..proxy import (auth_http, backend_tls, client, guard, handshake,  # noqa: F401
+                         netio, poller, proxy_protocol, relay, resolver, server, sockio,
+                         tls, tlsio)
     from .. import errors, protocols  # noqa: F401
     from ..conf import tlsfiles  # noqa: F401
     from ..mail import dns as codec

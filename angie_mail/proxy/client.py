@@ -23,6 +23,7 @@ from ..mail.upstream import StartTlsLogin
 from ..protocols import PROTOCOLS
 from . import auth_http
 from . import events as ev
+from . import guard
 from . import metrics as mx
 from .relay import Backend
 
@@ -62,7 +63,7 @@ class ClientConnection(asyncio.Protocol):
                  "relay_timeout", "conn_no", "family", "peer", "_local", "server", "errlog",
                  "client_ip", "client_port", "auth_request_bytes", "immediate_waits",
                  "write_paused", "outcome", "reason", "bytes_in", "bytes_out", "started",
-                 "attempts", "events", "counted", "auth_started")
+                 "attempts", "events", "counted", "auth_started", "guarded")
 
     def __init__(self, rt, lsock, conf=None, pre=None):
         self.rt = rt
@@ -95,6 +96,7 @@ class ClientConnection(asyncio.Protocol):
         self.attempts = 0
         self.events = None
         self.counted = None            # its metrics (metrics_listen), while it counts
+        self.guarded = None            # [(zone table, key)] taken by limit_conn
 
     # --- logging ------------------------------------------------------------------------
 
@@ -374,13 +376,156 @@ class ClientConnection(asyncio.Protocol):
         self.cancel_timer()
         self.pause()
         self.action = "in http auth state"
-        srv = self.server
         self.attempts = self.session.attempt
+        t = self.server.auth_throttle
+        if t is not None and self.session.method != "none" and self._throttled(t):
+            return
+        self.ask_auth()
+
+    def ask_auth(self):
+        self.timer = None
+        if self.phase == CLOSED:
+            return
+        srv = self.server
         self.auth_request_bytes = auth_http.build_request(srv.auth_http, self.auth_request(),
                                                           srv.auth_http_header,
                                                           srv.auth_http_keepalive > 0)
         self.immediate_waits = 0
         self.start_auth_request()
+
+    # --- brute-force defence (angie-mail: auth_throttle, limit_conn; docs/abuse.md) ----------
+
+    def _guard_addr(self) -> bytes:
+        """The address a throttle counts: an IPv6 client by its /64 (one host holds
+        a whole /64), an IPv4 one as it is."""
+        ip = self.client_ip or ""
+        if ":" in ip:
+            import ipaddress
+            try:
+                return str(ipaddress.IPv6Network(ip + "/64", strict=False)).encode()
+            except ValueError:
+                pass
+        return ip.encode()
+
+    def _cert_key(self, t) -> bytes:
+        info = self.tls_info
+        if not t.trust_certificate or info is None or info.cert is None:
+            return b""
+        from cryptography.hazmat.primitives import hashes
+        return info.cert.fingerprint(hashes.SHA256()).hex().encode()
+
+    def _guard_log(self, level: str, message: str, mask: bool) -> None:
+        """A throttle line; with auth_throttle_mask_login the login of its context is
+        cut to its first character."""
+        login = self.login
+        if mask and login:
+            self.login = login[:1] + b"***"
+        try:
+            self.log(level, message)
+        finally:
+            self.login = login
+
+    def _throttled(self, t) -> bool:
+        """auth_throttle: True when the attempt waits (and is asked later) or was
+        refused without asking the auth server."""
+        table = guard.zone(t.zone)
+        if table is None:
+            return False
+        s = self.session
+        v = guard.check(table, t, self._guard_addr(), s.login, self._cert_key(t), guard.now())
+        if v.decision == guard.PASS:
+            return False
+        a, lg, pr = v.counts
+        counts = ", ".join(f"{name} {n}/{limit[0]}" for name, n, limit in
+                           (("addr", a, t.addr), ("login", lg, t.login), ("pair", pr, t.pair))
+                           if limit is not None)
+        trusted = f", trusted {v.trusted}" if v.trusted else ""
+        if self.counted:
+            self.counted.throttled("refused" if v.decision == guard.REFUSE else "delayed")
+        if v.decision == guard.REFUSE:
+            self._guard_log(t.log_level, f'login throttled by zone "{t.zone}": refused, '
+                            f'{v.scope} limit reached (failures: {counts}{trusted})',
+                            t.mask_login)
+            self.outcome = ev.REJECTED
+            self.reason = b"too many failed logins"
+            self.temp_failure(b"Too many failed logins, try again later")
+            return True
+        self._guard_log(t.log_level, f'login throttled by zone "{t.zone}": delayed '
+                        f'{v.delay:g}s (failures: {counts}{trusted})', t.mask_login)
+        self.timer = self.rt.loop.call_later(v.delay, self.ask_auth)
+        return True
+
+    def temp_failure(self, text: bytes) -> None:
+        """A temporary refusal in the protocol's words ([SYS/TEMP], [UNAVAILABLE],
+        421), and the connection closes."""
+        prefix, code = self.proto.temp_failure
+        _, out = self.session.auth_failed(prefix + text, False, None, code)
+        self.transport.write(out)
+        self.close_after_write()
+
+    def _auth_result(self, t, ok: bool) -> None:
+        """Count the auth server's answer for auth_throttle."""
+        table = guard.zone(t.zone)
+        if table is None:
+            return
+        s = self.session
+        if ok:
+            guard.succeeded(table, t, self._guard_addr(), s.login, self._cert_key(t),
+                            guard.now())
+        else:
+            guard.failed(table, t, self._guard_addr(), s.login, guard.now())
+
+    def _conn_key(self, key: str, headers, login: bytes) -> bytes:
+        if key == "$remote_addr":
+            return (self.client_ip or "").encode()
+        if key == "$remote_user":
+            return login
+        want = key[len("$auth_http_"):].replace("_", "-").encode()
+        for name, value in headers:
+            if name == want:
+                return value
+        return b""
+
+    def _limit_conns(self, srv, headers, login: bytes) -> bool:
+        """limit_conn, after authentication (freenginx): False when a limit refused
+        the session (reply sent, closing)."""
+        now = guard.now()
+        taken = []
+        level = srv.limit_conn_log_level
+        for lc in srv.limit_conn:
+            table = guard.zone(lc.zone)
+            key = self._conn_key(lc.key, headers, login)
+            if table is None or not key:
+                continue                       # an empty key is not counted
+            with table:
+                n = table.add_conn(key, lc.number, now, srv.limit_conn_dry_run)
+            if n < 0:
+                continue
+            if n >= lc.number:
+                if self.counted:
+                    self.counted.throttled("connections")
+                if srv.limit_conn_dry_run:
+                    self.log(level, f'limiting connections, dry run, by zone "{lc.zone}"')
+                    taken.append((table, key))
+                    continue
+                self.log(level, f'limiting connections by zone "{lc.zone}"')
+                self.guarded = taken
+                self._release_conns()
+                self.outcome = ev.REJECTED
+                self.reason = b"too many connections"
+                self.temp_failure(b"Too many connections")
+                return False
+            taken.append((table, key))
+        self.guarded = taken
+        return True
+
+    def _release_conns(self) -> None:
+        taken = self.guarded
+        self.guarded = None
+        now = guard.now()
+        for table, key in taken:
+            with table:
+                table.release_conn(key, now)
 
     def auth_request(self) -> auth_http.AuthRequest:
         s = self.session
@@ -437,6 +582,9 @@ class ClientConnection(asyncio.Protocol):
                 self.log("error", f"connect() failed ({error.errno}: {error.strerror})")
             return self.internal_error()
         r = auth_http.interpret(headers, s.method)
+        t = srv.auth_throttle
+        if t is not None and s.method != "none" and (r.error is not None or not r.retry):
+            self._auth_result(t, r.error is None)
         if r.error is not None:
             self.outcome = ev.AUTH_FAILED
             self.reason = r.error
@@ -470,6 +618,8 @@ class ClientConnection(asyncio.Protocol):
         if r.user is not None:
             self.login = r.user
         s.passwd = b""
+        if srv.limit_conn and not self._limit_conns(srv, headers, login):
+            return
         self.connect_backend(family, ip, port, name, login, passwd)
 
     def _auth_over(self) -> None:
@@ -695,6 +845,8 @@ class ClientConnection(asyncio.Protocol):
         if events is not None:
             self.events = None
             events.write_raw("info", ev.record(self, time.time()))
+        if self.guarded:
+            self._release_conns()
         m = self.counted
         if m:
             self.counted = None

@@ -63,6 +63,9 @@ class _Metrics:
                              labels + ("direction",))
         self.tls = Counter("angie_mail_tls_handshakes", "TLS handshakes, by result",
                            ("server", "result"))
+        self.throttle = Counter("angie_mail_throttle_decisions",
+                                "Logins delayed or refused by auth_throttle, sessions "
+                                "refused by limit_conn", ("server", "decision"))
         self._children = {}
 
     def of(self, protocol: str, server: str) -> "_Bound":
@@ -76,7 +79,8 @@ class _Metrics:
 class _Bound:
     """A server's metric children: a session touches these without label lookups."""
     __slots__ = ("current", "outcomes", "auth_seconds", "auth_failures",
-                 "backend_failures", "bytes_in", "bytes_out", "_m", "_labels")
+                 "backend_failures", "bytes_in", "bytes_out", "_m", "_labels",
+                 "decisions")
 
     def __init__(self, m, protocol, server):
         self._m = m
@@ -88,6 +92,14 @@ class _Bound:
         self.backend_failures = m.backend_failures.labels(protocol, server)
         self.bytes_in = m.bytes.labels(protocol, server, "in")
         self.bytes_out = m.bytes.labels(protocol, server, "out")
+        self.decisions = {}
+
+    def throttled(self, decision: str):
+        """A throttle decision: delayed, refused (auth_throttle), connections."""
+        c = self.decisions.get(decision)
+        if c is None:
+            c = self.decisions[decision] = self._m.throttle.labels(self._labels[1], decision)
+        c.inc()
 
     def ended(self, outcome: str):
         c = self.outcomes.get(outcome)

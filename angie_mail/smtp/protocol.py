@@ -35,4 +35,5 @@ PROTOCOL = MailProtocol(
     password_methods=("plain", "xoauth2", "oauthbearer", "none"),
     auth_rows=_auth_rows, requires_password=False, client_host=True,
     greeting_delay=lambda server: server.smtp_greeting_delay_ms,
-    backend_starttls=_starttls_plan)
+    backend_starttls=_starttls_plan,
+    temp_failure=(b"", b"421 4.7.0"))

@@ -31,6 +31,7 @@ INTERNAL_ERROR = b"451 4.3.2 Internal server error\r\n"
 CERT_ERROR = b"421 4.7.1 SSL certificate error\r\n"
 NO_CERT = b"421 4.7.1 No required SSL certificate\r\n"
 AUTH_FAILED_CODE = b"535 5.7.0"
+AUTH_REFUSED = b"503 5.5.1 Authentication not enabled\r\n"   # smtp_refuse_auth
 UNAVAILABLE = b"[UNAVAILABLE]"
 
 MAX_ARGS = 11
@@ -285,6 +286,14 @@ class SmtpSession(ClientBuffer):
         return self._reply(INVALID)
 
     def cmd_auth(self, args, typed):
+        if self.srv.smtp_refuse_auth:
+            # an MX (angie-mail): no password is checked here, the auth server is not
+            # asked; a client insisting is closed after max_errors
+            self.errors += 1
+            if self.errors >= self.max_errors:
+                self.log("info", "client sent too many invalid commands")
+                return CLOSE, AUTH_REFUSED
+            return self._reply(AUTH_REFUSED)
         if self.starttls == "only" and not self.tls:
             return self._reply(INVALID)
         if not args:
