@@ -11,7 +11,7 @@ from angie_mail.conf.analyze import analyze
 from angie_mail.conf.parse import parse_string
 
 DOCS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs")
-PAGES = ["proxy-protocol.md", "login-events.md", "metrics.md", "backend-tls.md"]
+PAGES = ["proxy-protocol.md", "login-events.md", "metrics.md", "backend-tls.md", "abuse.md"]
 
 
 def examples():
