@@ -63,7 +63,8 @@ class ClientConnection(asyncio.Protocol):
                  "relay_timeout", "conn_no", "family", "peer", "_local", "server", "errlog",
                  "client_ip", "client_port", "auth_request_bytes", "immediate_waits",
                  "write_paused", "outcome", "reason", "bytes_in", "bytes_out", "started",
-                 "attempts", "events", "counted", "auth_started", "guarded")
+                 "attempts", "events", "counted", "auth_started", "guarded",
+                 "gaddr", "attempt")
 
     def __init__(self, rt, lsock, conf=None, pre=None):
         self.rt = rt
@@ -97,6 +98,8 @@ class ClientConnection(asyncio.Protocol):
         self.events = None
         self.counted = None            # its metrics (metrics_listen), while it counts
         self.guarded = None            # [(zone table, key)] taken by limit_conn
+        self.gaddr = None              # the address auth_throttle counts
+        self.attempt = None            # the throttle's view of it (guard.check)
 
     # --- logging ------------------------------------------------------------------------
 
@@ -398,14 +401,18 @@ class ClientConnection(asyncio.Protocol):
     def _guard_addr(self) -> bytes:
         """The address a throttle counts: an IPv6 client by its /64 (one host holds
         a whole /64), an IPv4 one as it is."""
-        ip = self.client_ip or ""
-        if ":" in ip:
-            import ipaddress
-            try:
-                return str(ipaddress.IPv6Network(ip + "/64", strict=False)).encode()
-            except ValueError:
-                pass
-        return ip.encode()
+        a = self.gaddr
+        if a is None:
+            ip = self.client_ip or ""
+            a = ip.encode()
+            if ":" in ip:
+                import ipaddress
+                try:
+                    a = str(ipaddress.IPv6Network(ip + "/64", strict=False)).encode()
+                except ValueError:
+                    pass
+            self.gaddr = a
+        return a
 
     def _cert_key(self, t) -> bytes:
         info = self.tls_info
@@ -428,17 +435,19 @@ class ClientConnection(asyncio.Protocol):
     def _throttled(self, t) -> bool:
         """auth_throttle: True when the attempt waits (and is asked later) or was
         refused without asking the auth server."""
-        table = guard.zone(t.zone)
+        table = guard.ZONES.get(t.zone)
         if table is None:
             return False
-        s = self.session
-        v = guard.check(table, t, self._guard_addr(), s.login, self._cert_key(t), guard.now())
-        if v.decision == guard.PASS:
+        table = table.table
+        cert = self._cert_key(t) if t.trust_certificate else b""
+        v, self.attempt = guard.check(table, t, self._guard_addr(), self.session.login, cert,
+                                      int(time.time()))
+        if v is None:
             return False
         a, lg, pr = v.counts
         counts = ", ".join(f"{name} {n}/{limit[0]}" for name, n, limit in
                            (("addr", a, t.addr), ("login", lg, t.login), ("pair", pr, t.pair))
-                           if limit is not None)
+                           if limit is not None and n is not None)
         trusted = f", trusted {v.trusted}" if v.trusted else ""
         if self.counted:
             self.counted.throttled("refused" if v.decision == guard.REFUSE else "delayed")
@@ -465,15 +474,16 @@ class ClientConnection(asyncio.Protocol):
 
     def _auth_result(self, t, ok: bool) -> None:
         """Count the auth server's answer for auth_throttle."""
-        table = guard.zone(t.zone)
-        if table is None:
+        attempt = self.attempt
+        z = guard.ZONES.get(t.zone)
+        if attempt is None or z is None:
             return
-        s = self.session
+        self.attempt = None
         if ok:
-            guard.succeeded(table, t, self._guard_addr(), s.login, self._cert_key(t),
-                            guard.now())
+            cert = self._cert_key(t) if t.trust_certificate else b""
+            guard.succeeded(z.table, t, attempt[0], attempt[1], cert, int(time.time()))
         else:
-            guard.failed(table, t, self._guard_addr(), s.login, guard.now())
+            guard.failed(z.table, t, attempt, int(time.time()))
 
     def _conn_key(self, key: str, headers, login: bytes) -> bytes:
         if key == "$remote_addr":

@@ -41,10 +41,17 @@ MAGIC = b"AMGUARD1"
 HEADER = 64
 SLOT = 64
 WAYS = 8                                  # slots per bucket
+BUCKET = WAYS * SLOT
 _HDR = struct.Struct("<8sII16s")          # magic, buckets, reserved, secret
 # hash, touched, window start, failures, last success, connections, kind, key length, key
 _SLOT = struct.Struct("<QIIIIiBB34s")
 KEY_TEXT = 34                             # bytes of the key kept for listing
+_BUCKET_HASHES = struct.Struct("<" + "Q56x" * 7 + "Q")   # the 8 hashes of a bucket
+HASH_CACHE = 4096                         # key hashes remembered by a process
+_U32 = struct.Struct("<I")
+_I32 = struct.Struct("<i")
+_START_FAILS = struct.Struct("<II")       # at +12: window start, failures
+_TOUCH_START_FAILS = struct.Struct("<III")  # at +8: touched, window start, failures
 
 KIND_ADDR, KIND_LOGIN, KIND_PAIR, KIND_CERT, KIND_CONN = range(1, 6)
 KIND_NAME = {KIND_ADDR: "addr", KIND_LOGIN: "login", KIND_PAIR: "pair",
@@ -63,7 +70,7 @@ class Table:
     """A zone's table over a writable buffer (an mmap, or a bytearray in tests) and a
     lock (``acquire``/``release``)."""
 
-    __slots__ = ("buf", "buckets", "secret", "lock", "name")
+    __slots__ = ("buf", "buckets", "secret", "lock", "name", "hashes")
 
     def __init__(self, buf, lock=None, name: str = "", init: bool = False):
         self.buf = buf
@@ -77,6 +84,7 @@ class Table:
             raise ValueError("not an angie-mail zone")
         self.buckets = buckets
         self.secret = secret
+        self.hashes = {}                    # (kind, key) -> hash: this process's cache
 
     # --- the lock -------------------------------------------------------------------
 
@@ -91,25 +99,48 @@ class Table:
 
     # --- slots ----------------------------------------------------------------------
 
+    def ref(self, kind: int, key: bytes) -> tuple:
+        """(hash, its 8 bytes as stored, its bucket's offset) of a key."""
+        cache = self.hashes
+        r = cache.get((kind, key))
+        if r is None:
+            h = int.from_bytes(hashlib.blake2b(bytes((kind,)) + key, digest_size=8,
+                                               key=self.secret).digest(), "little") or 1
+            r = (h, h.to_bytes(8, "little"), HEADER + (h % self.buckets) * BUCKET)
+            if len(cache) >= HASH_CACHE:    # 0 marks a free slot, hence "or 1"
+                cache.clear()
+            cache[(kind, key)] = r
+        return r
+
     def key_hash(self, kind: int, key: bytes) -> int:
-        h = int.from_bytes(hashlib.blake2b(bytes((kind,)) + key, digest_size=8,
-                                           key=self.secret).digest(), "little")
-        return h or 1                               # 0 marks a free slot
+        return self.ref(kind, key)[0]
+
+    def at(self, kind: int, key: bytes, r: tuple) -> int:
+        """The slot of a key (``r``: its ref), or -1; no lock.  The hash is looked
+        for with one bytes search over its bucket: a match is a slot's hash field when
+        aligned on a slot (an unaligned one, inside another field, is looked at again
+        slot by slot)."""
+        base = r[2]
+        off = self.buf.find(r[1], base, base + BUCKET)
+        if off >= 0 and (off - HEADER) % SLOT:
+            off = self._find(r[0], False, 0, kind, key)
+        return off
 
     def _find(self, h: int, create: bool, now: int, kind: int, key: bytes):
         """The slot offset of hash ``h`` (created when asked), or -1."""
-        base = HEADER + (h % self.buckets) * WAYS * SLOT
+        base = HEADER + (h % self.buckets) * BUCKET
         buf = self.buf
+        hs = _BUCKET_HASHES.unpack_from(buf, base)
+        if h in hs:
+            return base + hs.index(h) * SLOT
+        if not create:
+            return -1
         free = -1
         oldest = trusted = -1                       # the slots to evict, in this order
         oldest_t = trusted_t = 1 << 33
         for i in range(WAYS):
             off = base + i * SLOT
             sh, touched, _, _, ok, conns = struct.unpack_from("<QIIIIi", buf, off)
-            if sh == h:
-                return off
-            if not create:
-                continue
             if sh == 0:
                 if free < 0:
                     free = off
@@ -120,14 +151,16 @@ class Table:
                     trusted, trusted_t = off, touched
             elif touched < oldest_t:
                 oldest, oldest_t = off, touched
-        if not create:
-            return -1
         off = free if free >= 0 else oldest if oldest >= 0 else trusted
         if off < 0:
             return -1                               # every slot holds live connections
         text = key[:KEY_TEXT]
         _SLOT.pack_into(buf, off, h, now, now, 0, 0, 0, kind, len(text), text)
         return off
+
+    def offset(self, kind: int, key: bytes) -> int:
+        """The slot of a key, or -1 (no lock)."""
+        return self._find(self.key_hash(kind, key), False, 0, kind, key)
 
     def get(self, kind: int, key: bytes):
         """(window start, failures, last success, connections) or None (no lock)."""
@@ -174,32 +207,50 @@ class Table:
 
     def count(self, kind: int, key: bytes, window: int, now: int) -> int:
         """Failures of the key in its current window (no lock)."""
-        off = self._find(self.key_hash(kind, key), False, 0, kind, key)
+        off = self.at(kind, key, self.hashes.get((kind, key)) or self.ref(kind, key))
         if off < 0:
             return 0
-        start, fails = struct.unpack_from("<II", self.buf, off + 12)
+        start, fails = _START_FAILS.unpack_from(self.buf, off + 12)
         return fails if now - start < window else 0
 
-    def fail(self, kind: int, key: bytes, window: int, now: int) -> int:
-        off = self._find(self.key_hash(kind, key), True, now, kind, key)
+    def _slot(self, kind: int, key: bytes, now: int) -> int:
+        """The slot of a key, created under the lock when it is new (-1: a bucket full
+        of live connections).  Updating an existing slot takes no lock: a worker's
+        update is a few aligned 32-bit stores, and two failures counted at the same
+        instant by two workers may count as one, which a throttle can afford; a
+        slot is never created twice."""
+        h = self.key_hash(kind, key)
+        off = self._find(h, False, 0, kind, key)
         if off < 0:
-            return 0
-        start, fails = struct.unpack_from("<II", self.buf, off + 12)
+            with self:
+                off = self._find(h, True, now, kind, key)
+        return off
+
+    def fail(self, kind: int, key: bytes, window: int, now: int) -> int:
+        r = self.hashes.get((kind, key)) or self.ref(kind, key)
+        buf = self.buf
+        off = self.at(kind, key, r)
+        if off < 0:
+            with self:                      # a new key: see _slot
+                off = self._find(r[0], True, now, kind, key)
+            if off < 0:
+                return 0
+        start, fails = _START_FAILS.unpack_from(buf, off + 12)
         if now - start >= window:
             start, fails = now, 0
         fails += 1
-        struct.pack_into("<III", self.buf, off + 8, now, start, fails)
+        _TOUCH_START_FAILS.pack_into(self.buf, off + 8, now, start, fails)
         return fails
 
     def succeed(self, kind: int, key: bytes, now: int) -> None:
         """A success: the key's failures are forgotten and the time is kept."""
-        off = self._find(self.key_hash(kind, key), True, now, kind, key)
+        off = self._slot(kind, key, now)
         if off >= 0:
             struct.pack_into("<IIII", self.buf, off + 8, now, now, 0, now)
 
     def last_success(self, kind: int, key: bytes) -> int:
         off = self._find(self.key_hash(kind, key), False, 0, kind, key)
-        return struct.unpack_from("<I", self.buf, off + 20)[0] if off >= 0 else 0
+        return _U32.unpack_from(self.buf, off + 20)[0] if off >= 0 else 0
 
     def add_conn(self, key: bytes, limit: int, now: int, dry_run: bool) -> int:
         """Take one connection of ``key`` unless ``limit`` are taken: the count before
@@ -289,72 +340,128 @@ def zone(name: str) -> Optional[Table]:
 
 # --- the decisions -------------------------------------------------------------------------
 
+_START_FAILS_OK = struct.Struct("<III")   # at +12: window start, failures, last success
+_HASH_TOUCH_START_FAILS = struct.Struct("<QIII")
+_NOWHERE = (0, -1)
+
+
+def _locate(t: Table, kind: int, key: bytes):
+    """(hash, slot offset or -1) of a key, without the lock."""
+    r = t.hashes.get((kind, key)) or t.ref(kind, key)
+    base = r[2]
+    off = t.buf.find(r[1], base, base + BUCKET)
+    if off >= 0 and (off - HEADER) % SLOT:
+        off = t._find(r[0], False, 0, kind, key)
+    return r[0], off
+
+
 class Verdict(NamedTuple):
-    decision: int            # PASS, DELAY, REFUSE
+    """A throttle decision other than PASS."""
+    decision: int            # DELAY or REFUSE
     delay: float             # seconds (DELAY)
     scope: str               # the count that decided ("addr", "login", "pair")
-    counts: tuple            # (addr, login, pair) failures in their windows
+    counts: tuple            # (addr, login, pair) failures, None where not looked at
     trusted: str             # "", "pair" or "certificate"
 
 
-def _login_key(login: bytes) -> bytes:
-    return login.lower()
-
-
-def check(t: Table, p, addr: bytes, login: bytes, cert: bytes, now: int) -> Verdict:
+def check(t: Table, p, addr: bytes, login: bytes, cert: bytes, now: int):
     """What to do with an attempt of ``login`` from ``addr`` under settings ``p``
-    (model.AuthThrottle), before asking the auth server."""
-    login = _login_key(login)
-    pair = addr + b" " + login
-    with t:
-        trusted = ""
-        if p.trust:
-            ok = t.last_success(KIND_PAIR, pair)
-            if ok and now - ok <= p.trust:
+    (model.AuthThrottle), before asking the auth server: (None to go on, or a
+    Verdict; the attempt, to give to ``failed`` once the auth server refused it).
+
+    The attempt is (address, login, and the (hash, slot) of each key): counting its
+    failure then does not look the keys up again.  Read without the lock: each field
+    is one aligned 32-bit store, and a count read while another worker adds to it is
+    at most one behind."""
+    login = login.lower()
+    buf = t.buf
+    a = lg = pr = 0
+    trusted = ""
+    wa = wl = wp = _NOWHERE
+    if login:
+        wp = _locate(t, KIND_PAIR, addr + b" " + login)
+        off = wp[1]
+        if off >= 0:
+            start, fails, ok = _START_FAILS_OK.unpack_from(buf, off + 12)
+            if p.pair and now - start < p.pair[1]:
+                pr = fails
+            if p.trust and ok and now - ok <= p.trust:
                 trusted = "pair"
-            elif p.trust_certificate and cert:
-                ok = t.last_success(KIND_CERT, cert + b" " + login)
+        if not trusted and p.trust and p.trust_certificate and cert:
+            off = _locate(t, KIND_CERT, cert + b" " + login)[1]
+            if off >= 0:
+                ok = _U32.unpack_from(buf, off + 20)[0]
                 if ok and now - ok <= p.trust:
                     trusted = "certificate"
-        a = t.count(KIND_ADDR, addr, p.addr[1], now) if p.addr else 0
-        lg = t.count(KIND_LOGIN, login, p.login[1], now) if p.login and login else 0
-        pr = t.count(KIND_PAIR, pair, p.pair[1], now) if p.pair and login else 0
+    if p.addr:
+        wa = _locate(t, KIND_ADDR, addr)
+        if wa[1] >= 0:
+            start, fails = _START_FAILS.unpack_from(buf, wa[1] + 12)
+            if now - start < p.addr[1]:
+                a = fails
+    if p.login and login:
+        wl = _locate(t, KIND_LOGIN, login)
+        if wl[1] >= 0:
+            start, fails = _START_FAILS.unpack_from(buf, wl[1] + 12)
+            if now - start < p.login[1]:
+                lg = fails
+    attempt = (addr, login, wa, wl, wp)
+    if trusted:
+        a = lg = None
+    if not (a or lg or pr):
+        return None, attempt
     counts = (a, lg, pr)
     worst = 0
     scope = ""
     for name, n, limit in (("pair", pr, p.pair), ("addr", a, p.addr),
                            ("login", lg, p.login)):
-        if limit is None or trusted and name != "pair":
+        if limit is None or n is None:
             continue
         if n >= limit[0]:
-            return Verdict(REFUSE, 0.0, name, counts, trusted)
+            return Verdict(REFUSE, 0.0, name, counts, trusted), attempt
         if n > worst:
             worst, scope = n, name
     if worst and p.delay:
         return Verdict(DELAY, min(p.max_delay, p.delay * (1 << min(worst - 1, 30))),
-                       scope, counts, trusted)
-    return Verdict(PASS, 0.0, "", counts, trusted)
+                       scope, counts, trusted), attempt
+    return None, attempt
 
 
-def failed(t: Table, p, addr: bytes, login: bytes, now: int) -> tuple:
-    """Count a refused authentication: the new (addr, login, pair) counts."""
-    login = _login_key(login)
-    with t:
-        a = t.fail(KIND_ADDR, addr, p.addr[1], now) if p.addr else 0
-        lg = t.fail(KIND_LOGIN, login, p.login[1], now) if p.login and login else 0
-        pr = t.fail(KIND_PAIR, addr + b" " + login, p.pair[1], now) \
-            if p.pair and login else 0
+def _bump(t: Table, kind: int, key: bytes, where, window: int, now: int) -> int:
+    """One more failure of a key, at the slot ``check`` found when it is still the
+    key's (a flood may have evicted it since), else looked up or created."""
+    h, off = where
+    buf = t.buf
+    if off < 0:
+        return t.fail(kind, key, window, now)
+    sh, _, start, fails = _HASH_TOUCH_START_FAILS.unpack_from(buf, off)
+    if sh != h:
+        return t.fail(kind, key, window, now)
+    if now - start >= window:
+        start, fails = now, 0
+    fails += 1
+    _TOUCH_START_FAILS.pack_into(buf, off + 8, now, start, fails)
+    return fails
+
+
+def failed(t: Table, p, attempt, now: int) -> tuple:
+    """Count a refused authentication (``attempt`` from ``check``): the new (addr,
+    login, pair) counts."""
+    addr, login, wa, wl, wp = attempt
+    a = _bump(t, KIND_ADDR, addr, wa, p.addr[1], now) if p.addr else 0
+    lg = _bump(t, KIND_LOGIN, login, wl, p.login[1], now) if p.login and login else 0
+    pr = _bump(t, KIND_PAIR, addr + b" " + login, wp, p.pair[1], now) \
+        if p.pair and login else 0
     return a, lg, pr
 
 
 def succeeded(t: Table, p, addr: bytes, login: bytes, cert: bytes, now: int) -> None:
     """A successful authentication: the pair (and the certificate) are trusted from
     now on, and the pair's failures forgotten."""
-    login = _login_key(login)
-    with t:
-        t.succeed(KIND_PAIR, addr + b" " + login, now)
-        if cert and p.trust_certificate:
-            t.succeed(KIND_CERT, cert + b" " + login, now)
+    login = login.lower()
+    t.succeed(KIND_PAIR, addr + b" " + login, now)
+    if cert and p.trust_certificate:
+        t.succeed(KIND_CERT, cert + b" " + login, now)
 
 
 def now() -> int:

@@ -400,3 +400,45 @@ def test_operator_lists_and_clears_penalties(tmp_path, counting):
         assert r.returncode == 1 and 'no zone "nope"' in r.stderr
     finally:
         p.stop()
+
+
+def test_decisions_are_counted_in_the_metrics(tmp_path, counting):
+    from proxy.test_metrics import scrape
+    port, mport = free_port(), free_port()
+    p = proxy(tmp_path, counting.url, port,
+              ["auth_throttle guard addr=3/10m delay=10ms;"],
+              mail_lines=[f"metrics_listen 127.0.0.1:{mport};"])
+    try:
+        for _ in range(6):         # 1 asked at once, 2 delayed then asked, 3 refused
+            pop3_login(port, b"u", b"x", ATTACKER)
+        m = scrape(mport)
+        server = (("server", f"127.0.0.1:{port}"),)
+        got = {d: m.get(("angie_mail_throttle_decisions_total",
+                         tuple(sorted(server + (("decision", d),)))))
+               for d in ("delayed", "refused")}
+        assert got == {"delayed": 2.0, "refused": 3.0}
+        assert counting.by_addr[ATTACKER] == 3
+    finally:
+        p.stop()
+
+
+def test_ipv6_clients_are_counted_by_their_64(tmp_path, counting):
+    port = free_port()
+    block = (f"mail {{\n    auth_http {counting.url};\n    auth_throttle_zone zone=guard:1m;\n"
+             f"    server {{ listen [::1]:{port}; protocol pop3;\n"
+             f"             auth_throttle guard addr=2/10m delay=0; }}\n}}\n")
+    p = Proxy(tmp_path, block).start()
+    try:
+        for _ in range(2):
+            s = socket.create_connection(("::1", port), timeout=10)
+            f = s.makefile("rb")
+            f.readline()
+            s.sendall(b"USER u\r\nPASS x\r\n")
+            f.readline()
+            assert f.readline().startswith(b"-ERR Invalid")
+            s.close()
+        out = subprocess.run([sys.executable, "-m", "angie_mail", "throttle", "list",
+                              "-c", p.conf], capture_output=True, text=True).stdout
+        assert "  addr  ::/64  failures 2 (window since" in out, out
+    finally:
+        p.stop()
