@@ -205,8 +205,8 @@ def _check_proxy_ssl(an, srv: Level, v: dict) -> None:
         return
     problem = backend_tls.check(an, v, _run_files(an) if an.check_files else None)
     if problem is None:
-        from ..proxy.tls import check_ciphers
-        problem = check_ciphers(v["proxy_ssl_ciphers"])[0]
+        from ..proxy.tls import check_backend_ciphers
+        problem = check_backend_ciphers(v["proxy_ssl_ciphers"])
     if problem:
         pos = v.get("proxy_ssl_pos") or Pos(srv.file, srv.line)
         _err(an, f"{problem} in {pos.file}:{pos.line}", pos.file, pos.line)

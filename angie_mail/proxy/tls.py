@@ -32,12 +32,13 @@ SSL_OPTIONS = {
 # what can be applied through pyOpenSSL (others: refused by -t, see docs/tls.md);
 # clearing an option OpenSSL sets by default is not possible there either
 APPLICABLE = ("MinProtocol", "MaxProtocol", "Options", "CipherString", "Ciphersuites",
-              "DHParameters")
-KNOWN_CURVES = {"auto", "x25519", "x448", "prime256v1", "secp256r1", "secp384r1",
-                "secp521r1", "p-256", "p-384", "p-521", "ffdhe2048", "ffdhe3072",
-                "ffdhe4096", "ffdhe6144", "ffdhe8192", "brainpoolp256r1", "brainpoolp384r1",
-                "brainpoolp512r1", "secp224r1", "secp256k1", "x25519mlkem768",
-                "secp256r1mlkem768", "secp384r1mlkem1024"}
+              "DHParameters", "Groups", "Curves", "ECDHParameters", "SignatureAlgorithms",
+              "Certificate", "PrivateKey", "RequestCAFile", "ClientCAFile", "VerifyCAFile")
+# applied with OpenSSL's own functions on the pyOpenSSL context (apply_one), so -t
+# asks the library that serves
+APPLIED_BY_OPENSSL = ("Groups", "Curves", "ECDHParameters", "SignatureAlgorithms",
+                      "Certificate", "PrivateKey", "RequestCAFile", "ClientCAFile",
+                      "VerifyCAFile")
 
 
 def _bad_value(name, value):
@@ -74,7 +75,64 @@ def conf_command_problem(name: str, value: str):
     if canon not in APPLICABLE:
         return (f'ssl_conf_command "{name}" is valid for OpenSSL but cannot be applied by '
                 f'angie-mail (no way to set it through pyOpenSSL)')
+    if canon in APPLIED_BY_OPENSSL:
+        from OpenSSL import SSL
+        if not apply_one(SSL.Context(SSL.TLS_SERVER_METHOD), canon, value):
+            return _openssl_refusal(name, canon, value)
     return None
+
+
+_FILE_COMMANDS = ("Certificate", "PrivateKey", "RequestCAFile", "ClientCAFile",
+                  "VerifyCAFile")
+
+
+def _openssl_refusal(name: str, canon: str, value: str) -> str:
+    """SSL_CONF_cmd's failure as nginx prints it with OpenSSL 3."""
+    head = f'SSL_CONF_cmd("{name}", "{value}") failed (SSL: '
+    tail = f'error:0A000180:SSL routines::bad value:cmd={name}, value={value})'
+    if canon in ("Groups", "Curves", "ECDHParameters"):
+        bad = next((c for c in value.split(":") if not set_curves(None, c)), value)
+        return (head + f"error:0A080106:SSL routines::passed invalid argument:group "
+                       f"'{bad}' cannot be set " + tail)
+    if canon in _FILE_COMMANDS:
+        import os
+        try:
+            with open(value, "rb"):
+                pass
+        except OSError as e:
+            ssl_lib = ("error:0A080002:SSL routines::system lib "
+                       if canon in ("Certificate", "PrivateKey") else "")
+            return (head + f"error:80000002:system library::{os.strerror(e.errno)}:"
+                           f"calling fopen({value}, r) error:10080002:BIO routines::system "
+                           f"lib " + ssl_lib + tail)
+    return head + tail
+
+
+def apply_one(ctx, canon: str, value: str) -> bool:
+    """One ssl_conf_command that pyOpenSSL has no method for, through the OpenSSL
+    functions SSL_CONF_cmd itself calls: False when OpenSSL refused it."""
+    from OpenSSL import SSL
+    from OpenSSL._util import lib
+    try:
+        if canon in ("Groups", "Curves"):
+            return set_curves(ctx, value)
+        if canon == "ECDHParameters":
+            return value in ("auto", "automatic", "+automatic") or set_curves(ctx, value)
+        if canon == "SignatureAlgorithms":
+            ok = lib.SSL_CTX_set1_sigalgs_list(ctx._context, value.encode()) == 1
+            lib.ERR_clear_error()
+            return ok
+        if canon == "Certificate":
+            ctx.use_certificate_chain_file(value.encode())
+        elif canon == "PrivateKey":
+            ctx.use_privatekey_file(value.encode())
+        elif canon in ("RequestCAFile", "ClientCAFile"):
+            ctx.set_client_ca_list(_ca_names(value))
+        elif canon == "VerifyCAFile":
+            ctx.load_verify_locations(value.encode())
+    except (SSL.Error, OSError, ValueError):
+        return False
+    return True
 
 
 # options OpenSSL sets on every new context (pyOpenSSL cannot clear options)
@@ -109,6 +167,8 @@ def apply_conf_commands(ctx, commands) -> None:
             ctx.set_tls13_ciphersuites(value.encode())
         elif canon == "DHParameters":
             ctx.load_tmp_dh(value.encode())
+        elif canon in APPLIED_BY_OPENSSL and not apply_one(ctx, canon, value):
+            raise ValueError(f'SSL_CONF_cmd("{name}", "{value}") failed')
 
 
 PROTO_BY_NAME = {"TLSv1": ssl.TLSVersion.TLSv1, "TLSv1.1": ssl.TLSVersion.TLSv1_1,
@@ -136,15 +196,40 @@ def check_ciphers(ciphers: str):
     return None, ctx.security_level
 
 
+def set_curves(ctx, curves: str) -> bool:
+    """SSL_CTX_set1_curves_list on a pyOpenSSL context (a scratch one when ``ctx`` is
+    None), as nginx's ssl_ecdh_curve does for a list of groups: False if OpenSSL
+    refused it.  pyOpenSSL itself sets one curve only (set_tmp_ecdh)."""
+    from OpenSSL import SSL
+    from OpenSSL._util import lib
+    if ctx is None:
+        ctx = SSL.Context(SSL.TLS_SERVER_METHOD)
+    ok = lib.SSL_CTX_set1_curves_list(ctx._context, curves.encode())
+    lib.ERR_clear_error()
+    return ok == 1
+
+
+def check_backend_ciphers(ciphers: str):
+    """The proxy_ssl cipher list, checked by the library that will use it: TLS to the
+    backend goes through Python's ``ssl`` module (proxy.backend_tls)."""
+    try:
+        ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).set_ciphers(ciphers)
+    except ssl.SSLError:
+        return (f'SSL_CTX_set_cipher_list("{ciphers}") failed '
+                f'(SSL: error:0A0000B9:SSL routines::no cipher match)')
+    return None
+
+
 def check_tls_settings(v: dict):
     """(message, Pos or None) for a TLS setting that cannot be honoured, else None
     (the cipher list is checked before, with check_ciphers)."""
     curve = v["ssl_ecdh_curve"]
-    for c in curve.split(":"):
-        if c.lower() not in KNOWN_CURVES:
-            return (f'SSL_CTX_set1_curves_list("{curve}") failed (SSL: error:0A080106:'
-                    f'SSL routines::passed invalid argument:group \'{c}\' cannot be set)',
-                    None)
+    if curve != "auto" and not set_curves(None, curve):
+        # the library that serves says which groups exist; the text is OpenSSL 3's
+        bad = next((c for c in curve.split(":") if not set_curves(None, c)), curve)
+        return (f'SSL_CTX_set1_curves_list("{curve}") failed (SSL: error:0A080106:'
+                f'SSL routines::passed invalid argument:group \'{bad}\' cannot be set)',
+                None)
     for name, value, pos in v["ssl_conf_command"]:
         problem = conf_command_problem(name, value)
         if problem:
@@ -235,11 +320,8 @@ def build_context(server, files=None):
     if opts:
         ctx.set_options(opts)
     curve = server.ssl_ecdh_curve
-    if curve and curve != "auto" and ":" not in curve:
-        try:
-            ctx.set_tmp_ecdh(crypto.get_elliptic_curve(curve))
-        except ValueError:
-            pass
+    if curve and curve != "auto" and not set_curves(ctx, curve):
+        raise ValueError(f'SSL_CTX_set1_curves_list("{curve}") failed')
     if server.ssl_dhparam:
         ctx.load_tmp_dh(server.ssl_dhparam.encode())
     ctx.set_session_id(b"MAIL")

@@ -1513,5 +1513,23 @@ FIXED = [
     T("ssl_conf_command MinProtocol bogus;"),
     T("ssl_conf_command Ciphersuites TLS_AES_128_GCM_SHA256;"),
     T("ssl_conf_command Options Bogus;"),
+    # commands applied through OpenSSL's own functions (groups, signature algorithms,
+    # certificate and key, CA lists) and ssl_ecdh_curve lists
+    T("ssl_conf_command Groups X25519:prime256v1;"),
+    T("ssl_conf_command Groups bogus;"),
+    T("ssl_conf_command Curves P-256:P-384;"),
+    T("ssl_conf_command ECDHParameters prime256v1;"),
+    T("ssl_conf_command ECDHParameters bogus;"),
+    T("ssl_conf_command SignatureAlgorithms RSA-PSS+SHA256:ECDSA+SHA256;"),
+    T("ssl_conf_command SignatureAlgorithms bogus;"),
+    T(f"ssl_conf_command Certificate {FIX}/ec.crt;", f"ssl_conf_command PrivateKey {FIX}/ec.key;"),
+    T(f"ssl_conf_command Certificate {FIX}/missing.crt;"),
+    T(f"ssl_conf_command PrivateKey {FIX}/missing.key;"),
+    T(f"ssl_conf_command RequestCAFile {FIX}/rsa.crt;"),
+    T(f"ssl_conf_command ClientCAFile {FIX}/rsa.crt;"),
+    T(f"ssl_conf_command VerifyCAFile {FIX}/rsa.crt;"),
+    T(f"ssl_conf_command RequestCAFile {FIX}/missing.crt;"),
+    T("ssl_ecdh_curve X25519:prime256v1;"),
+    T("ssl_ecdh_curve x25519:bogus;"),
 ]
 ALL = ALL + FIXED
