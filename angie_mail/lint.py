@@ -67,6 +67,10 @@ RULES = {
                            "fix the name, or use an address"),
     "backend-tls-unverified": Rule("warning", "TLS to the backend without verifying it",
                                    "proxy_ssl_verify on; with proxy_ssl_trusted_certificate"),
+    "owner-lockout": Rule("warning", "Failed-login throttling that can lock out a login's "
+                          "owner", "keep auth_throttle_trust, or drop login="),
+    "limit-conn-too-low": Rule("warning", "Connection limit that well-behaved clients "
+                               "exceed", "allow more sessions per key"),
     "smtp-mail-without-tls": Rule("warning", "MX accepts mail in clear text under "
                                   "starttls only", "accept it for an MX on port 25, or use "
                                   "listen ... ssl"),

@@ -577,3 +577,49 @@ def test_backend_tls_without_verification(tmp_path):
                                            f"proxy_ssl_trusted_certificate {ca};"],
                                 "imap", 1143, "", "--select", "backend-tls-unverified")
     assert out == ""
+
+
+def test_throttling_that_locks_out_the_owner(tmp_path):
+    zone = "    auth_throttle_zone zone=guard:1m;\n"
+    conf, rc, out = lint_server(tmp_path, ["auth_throttle guard login=10/10m;",
+                                           "auth_throttle_trust off;"], "imap", 1143, zone,
+                                "--select", "owner-lockout")
+    assert out == (
+        f"{conf}:8:9: warning: auth_throttle counts failures per login (login=10/...) with "
+        f"auth_throttle_trust off: anyone who knows a login can keep its owner locked out "
+        f"from everywhere [owner-lockout]\n"
+        f"  hint: keep auth_throttle_trust (7d by default), so clients that logged in "
+        f"recently are exempt; or drop login=\n")
+    for lines in (["auth_throttle guard login=10/10m;"],                   # trust 7d
+                  ["auth_throttle guard addr=10/10m pair=5/1h;", "auth_throttle_trust off;"]):
+        assert lint_server(tmp_path, lines, "imap", 1143, zone,
+                           "--select", "owner-lockout")[2] == ""
+
+
+def test_connection_limits_that_clients_exceed(tmp_path):
+    zones = ("    limit_conn_zone $remote_user zone=user:1m;\n"
+             "    limit_conn_zone $remote_addr zone=addr:1m;\n")
+    conf, rc, out = lint_server(tmp_path, ["limit_conn user 2;", "limit_conn addr 4;"],
+                                "imap", 1143, zones, "--select", "limit-conn-too-low")
+    assert out == (
+        f"{conf}:9:9: warning: limit_conn user 2 by $remote_user: IMAP clients open several "
+        f"connections per account, and a client over the limit is refused with a temporary "
+        f"error it may show as a password prompt [limit-conn-too-low]\n"
+        f"  hint: allow at least 5 per user\n"
+        f"{conf}:10:9: warning: limit_conn addr 4 by $remote_addr: users behind one NAT "
+        f"address (an office, a carrier) share it, and a client over the limit is refused "
+        f"with a temporary error it may show as a password prompt [limit-conn-too-low]\n"
+        f"  hint: allow at least 10 per address\n")
+    # one session per user is normal for POP3 (the maildrop is locked); enough is enough
+    for proto, port, lines in (("pop3", 110, ["limit_conn user 1;"]),
+                               ("imap", 1143, ["limit_conn user 10;", "limit_conn addr 50;"])):
+        assert lint_server(tmp_path, lines, proto, port, zones,
+                           "--select", "limit-conn-too-low")[2] == ""
+    # inherited by two servers: reported once
+    conf = write(tmp_path, mail(zones + "    limit_conn user 1;\n"
+                                "    server {\n        listen 127.0.0.1:143;\n"
+                                "        protocol imap;\n    }\n"
+                                "    server {\n        listen 127.0.0.1:993;\n"
+                                "        protocol imap;\n    }\n"))
+    rc, out, err = cli("lint", "--select", "limit-conn-too-low", conf)
+    assert rules_of(out) == ["limit-conn-too-low"]

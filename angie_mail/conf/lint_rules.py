@@ -17,6 +17,8 @@ docs/lint.md; the one-line summaries and fixes are in ``angie_mail.lint.RULES``.
   on a non-loopback listener without ``ssl``: ``starttls only`` refuses only AUTH, so
   mail is accepted in clear text (Angie's MX semantics);
 * ``backend-tls-unverified``: ``proxy_ssl`` (angie-mail) without ``proxy_ssl_verify``;
+* ``owner-lockout``: ``auth_throttle`` with ``login=`` and no trust (angie-mail);
+* ``limit-conn-too-low``: a ``limit_conn`` that well-behaved clients exceed;
 * ``other-protocol-directive``: ``smtp_*`` in an IMAP server and the like (ignored);
 * ``split-capability``, ``misspelled-capability``, ``unservable-capability``,
   ``capability-reply-text``, ``starttls-capability``: ``*_capabilities`` lists that do
@@ -151,6 +153,7 @@ def check(an, context: str = "main") -> list:
             sc.add("mail-without-server", "mail {} has no server {}: it opens no socket",
                    blocks[0], "add a server { listen ...; }, or remove mail {}")
     default_weak = []               # (server, Level) using the default ssl_protocols
+    seen = set()                    # (rule, position) of findings on inherited lines
     for srv, lv in an.server_pairs:
         proto = srv.protocol
         for st in sc.stmts_of(lv):
@@ -213,6 +216,7 @@ def check(an, context: str = "main") -> list:
                    sc.stmt_of("proxy_ssl", lv, mail),
                    "proxy_ssl_verify on; with proxy_ssl_trusted_certificate and "
                    "proxy_ssl_name", pos=srv.pos)
+        _abuse(sc, srv, seen)
         if srv.ssl:
             st = sc.stmt_of("ssl_protocols", lv, mail)
             if st is None:
@@ -225,6 +229,42 @@ def check(an, context: str = "main") -> list:
                            'use "ssl_protocols TLSv1.2 TLSv1.3;"')
     _default_protocols(sc, default_weak)
     return sc.out
+
+
+# the fewest sessions per key a limit_conn should allow: IMAP clients open several
+# connections per account (Thunderbird up to 5 by default); many users share one
+# address behind NAT (an office, a mobile carrier)
+USER_CONNECTIONS = {"imap": 5, "pop3": 1, "smtp": 2}   # (POP3 servers lock the maildrop)
+ADDR_CONNECTIONS = 10
+
+
+def _abuse(sc, srv, seen) -> None:
+    """The brute-force defence (angie-mail): settings that lock out the people it
+    protects.  A line inherited by several servers is reported once."""
+    t = srv.auth_throttle
+    if t is not None and t.login is not None and not t.trust and \
+            ("owner-lockout", t.pos) not in seen:
+        seen.add(("owner-lockout", t.pos))
+        sc.add("owner-lockout",
+               f"auth_throttle counts failures per login (login={t.login[0]}/...) with "
+               f"auth_throttle_trust off: anyone who knows a login can keep its owner "
+               f"locked out from everywhere", sc.stmt_at(t.pos, "auth_throttle"),
+               "keep auth_throttle_trust (7d by default), so clients that logged in "
+               "recently are exempt; or drop login=", pos=t.pos)
+    for lc in srv.limit_conn:
+        low = USER_CONNECTIONS[srv.protocol] if lc.key == "$remote_user" else \
+            ADDR_CONNECTIONS if lc.key == "$remote_addr" else 0
+        if lc.number < low and ("limit-conn-too-low", lc.pos) not in seen:
+            seen.add(("limit-conn-too-low", lc.pos))
+            who = (f"{srv.protocol.upper()} clients open several connections per account"
+                   if lc.key == "$remote_user" else
+                   "users behind one NAT address (an office, a carrier) share it")
+            sc.add("limit-conn-too-low",
+                   f"limit_conn {lc.zone} {lc.number} by {lc.key}: {who}, and a client "
+                   f"over the limit is refused with a temporary error it may show as a "
+                   f"password prompt", sc.stmt_at(lc.pos, "limit_conn"),
+                   f"allow at least {low} per "
+                   + ("user" if lc.key == "$remote_user" else "address"), pos=lc.pos)
 
 
 def _default_protocols(sc, servers) -> None:
