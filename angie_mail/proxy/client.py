@@ -400,10 +400,12 @@ class ClientConnection(asyncio.Protocol):
 
     def _guard_addr(self) -> bytes:
         """The address a throttle counts: an IPv6 client by its /64 (one host holds
-        a whole /64), an IPv4 one as it is."""
+        a whole /64), an IPv4 one as it is (also when it came as ::ffff:a.b.c.d)."""
         a = self.gaddr
         if a is None:
             ip = self.client_ip or ""
+            if ip.startswith("::ffff:") and "." in ip:
+                ip = ip[7:]                 # an IPv4 client of an ipv6only=off socket
             a = ip.encode()
             if ":" in ip:
                 import ipaddress

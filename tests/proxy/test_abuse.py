@@ -442,3 +442,23 @@ def test_ipv6_clients_are_counted_by_their_64(tmp_path, counting):
         assert "  addr  ::/64  failures 2 (window since" in out, out
     finally:
         p.stop()
+
+
+def test_ipv4_clients_of_a_dual_stack_socket_are_counted_by_their_address(tmp_path, counting):
+    """listen [::]:port ipv6only=off: IPv4 clients arrive as ::ffff:a.b.c.d; each is
+    counted by its IPv4 address, not lumped into one /64 with every other one."""
+    port = free_port()
+    block = (f"mail {{\n    auth_http {counting.url};\n    auth_throttle_zone zone=guard:1m;\n"
+             f"    server {{ listen [::]:{port} ipv6only=off; protocol pop3;\n"
+             f"             auth_throttle guard addr=2/10m delay=0; }}\n}}\n")
+    p = Proxy(tmp_path, block).start()
+    try:
+        for _ in range(2):
+            assert pop3_login(port, b"u", b"x", ATTACKER)[0].startswith(b"-ERR Invalid")
+        assert pop3_login(port, b"u", b"x", ATTACKER)[0].startswith(b"-ERR [SYS/TEMP]")
+        assert pop3_login(port, b"u", b"x", OWNER_HOME)[0].startswith(b"-ERR Invalid")
+        out = subprocess.run([sys.executable, "-m", "angie_mail", "throttle", "list",
+                              "-c", p.conf], capture_output=True, text=True).stdout
+        assert f"  addr  {ATTACKER}  failures 2 (window since" in out, out
+    finally:
+        p.stop()
