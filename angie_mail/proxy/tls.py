@@ -33,12 +33,16 @@ SSL_OPTIONS = {
 # clearing an option OpenSSL sets by default is not possible there either
 APPLICABLE = ("MinProtocol", "MaxProtocol", "Options", "CipherString", "Ciphersuites",
               "DHParameters", "Groups", "Curves", "ECDHParameters", "SignatureAlgorithms",
-              "Certificate", "PrivateKey", "RequestCAFile", "ClientCAFile", "VerifyCAFile")
+              "Certificate", "PrivateKey", "RequestCAFile", "ClientCAFile", "VerifyCAFile",
+              "VerifyCAPath", "VerifyMode")
 # applied with OpenSSL's own functions on the pyOpenSSL context (apply_one), so -t
 # asks the library that serves
 APPLIED_BY_OPENSSL = ("Groups", "Curves", "ECDHParameters", "SignatureAlgorithms",
                       "Certificate", "PrivateKey", "RequestCAFile", "ClientCAFile",
-                      "VerifyCAFile")
+                      "VerifyCAFile", "VerifyCAPath", "VerifyMode")
+# VerifyMode's flags (OpenSSL's ssl_conf.c): name -> SSL_VERIFY_* bits
+VERIFY_FLAGS = {"Peer": 0x01, "Request": 0x01, "Require": 0x01 | 0x02, "Once": 0x04,
+                "RequestPostHandshake": 0x08, "RequirePostHandshake": 0x08 | 0x02}
 
 
 def _bad_value(name, value):
@@ -130,6 +134,18 @@ def apply_one(ctx, canon: str, value: str) -> bool:
             ctx.set_client_ca_list(_ca_names(value))
         elif canon == "VerifyCAFile":
             ctx.load_verify_locations(value.encode())
+        elif canon == "VerifyCAPath":
+            ctx.load_verify_locations(None, value.encode())
+        elif canon == "VerifyMode":
+            flags = 0
+            for word in value.split(","):
+                bit = VERIFY_FLAGS.get(word.strip())
+                if bit is None:
+                    return False
+                flags |= bit
+            # the callback keeps Angie's rule: a bad certificate never aborts the
+            # handshake, ssl_verify_client decides after it
+            ctx.set_verify(flags, _verify_cb)
     except (SSL.Error, OSError, ValueError):
         return False
     return True

@@ -1045,6 +1045,9 @@ TLS = [
     L("ssl_ecdh_curve nosuchcurve;"),
     "events {}\nssl_ecdh_curve auto;\n",
     T("ssl_ecdh_curve prime256v1;"),
+    T(f"ssl_conf_command VerifyCAPath {FIX};"),
+    T("ssl_conf_command VerifyMode Peer,Once;"),
+    T("ssl_conf_command VerifyMode Bogus;"),
     T("ssl_ecdh_curve X25519:prime256v1;"),
     T("ssl_ecdh_curve auto;"),
     # ssl_dhparam

@@ -107,3 +107,20 @@ def test_signature_algorithms_command(pki, backend, start_proxy):
         assert "+OK POP3 ready" not in out, out
     finally:
         auth.close()
+
+
+def test_verify_mode_makes_the_server_ask_for_a_certificate(pki, backend, start_proxy):
+    """VerifyMode Peer with ssl_verify_client off: the handshake carries a
+    CertificateRequest (s_client prints the certificate types asked for); without it,
+    none."""
+    p, port, auth = start(start_proxy, backend, pki, [])
+    try:
+        assert "Client Certificate Types" not in s_client(port, "-tls1_2")
+    finally:
+        auth.close()
+    p, port, auth = start(start_proxy, backend, pki, ["ssl_conf_command VerifyMode Peer;"])
+    try:
+        out = s_client(port, "-tls1_2")
+        assert "Client Certificate Types" in out and "+OK POP3 ready" in out, out
+    finally:
+        auth.close()
