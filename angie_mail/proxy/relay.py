@@ -14,10 +14,19 @@ Angie.
 With ``proxy_ssl`` (angie-mail) the socket's ``recv``/``send`` are those of a
 ``backend_tls.TlsSocket`` over it (``self.io``): TLS right after the connect (and the
 PROXY header) with ``on``, or when the login machine answers SECURE with ``starttls``.
+
+Zero copy: once a read from the backend fills the room under the client's mark (a
+download, not a reply), and both sides are plain TCP, the backend's bytes go to the
+client with splice(2) through a pipe the worker shares between its sessions, without
+passing through Python.  What the client cannot take at once is read out of the pipe
+and written to its transport as before (the pipe is always empty between calls, so
+one pipe serves every session; order is kept: nothing is spliced while the transport
+holds bytes).
 """
 
 from __future__ import annotations
 
+import os
 import ssl
 
 from ..mail.protocol import AGAIN, LOGGED_IN, SECURE, SEND
@@ -35,6 +44,29 @@ FLUSH_TIMEOUT = 60.0
 
 REFUSED_EOF = -1      # the backend closed (or failed) before finishing the login
 
+_SPLICE = hasattr(os, "splice")
+_SPLICE_FLAGS = getattr(os, "SPLICE_F_NONBLOCK", 0) | getattr(os, "SPLICE_F_MOVE", 0)
+_pipe = None          # (read end, write end): the worker's one pipe for splice
+
+
+def _the_pipe():
+    global _pipe
+    if _pipe is None:
+        _pipe = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+    return _pipe
+
+
+def _drain(r: int, n: int) -> bytes:
+    """The ``n`` bytes left in the pipe."""
+    parts = []
+    while n > 0:
+        chunk = os.read(r, n)
+        if not chunk:
+            break
+        parts.append(chunk)
+        n -= len(chunk)
+    return b"".join(parts)
+
 
 class Backend:
     """One connection to a backend.  The client is told through
@@ -43,7 +75,7 @@ class Backend:
     __slots__ = ("client", "loop", "poller", "login", "header", "sock", "fd", "relaying",
                  "closed", "reading", "rready", "ended", "connecting", "out", "out_size",
                  "flushing", "received", "io", "tls", "handshaking", "tls_on", "tls_key",
-                 "tls_name")
+                 "tls_name", "zero_copy")
 
     def __init__(self, client, login_machine, header: bytes | None):
         self.client = client
@@ -67,6 +99,7 @@ class Backend:
         self.tls = None               # backend_tls.TlsSocket once TLS started
         self.handshaking = False
         self.tls_on = False           # proxy_ssl on: TLS right after the connect
+        self.zero_copy = False        # the relay splices backend -> client
         self.tls_key = None
         self.tls_name = ""
 
@@ -246,6 +279,8 @@ class Backend:
         self.resume_reading()
 
     def _on_relay_data(self):
+        if self.zero_copy:
+            return self._splice_relay()
         client = self.client
         transport = client.transport
         write = transport.write
@@ -278,6 +313,81 @@ class Backend:
                 write(data)
                 return
             write(data)
+            if not self.reading:
+                return
+            if size == mark and not buffered() and self._can_splice():
+                # a full read: a download; the rest goes by splice
+                self.zero_copy = True
+                os.set_blocking(transport._fd, False)   # splice cannot take MSG_DONTWAIT
+                return self._splice_relay()
+
+    def _can_splice(self) -> bool:
+        from .sockio import SocketTransport
+        c = self.client
+        return _SPLICE and self.tls is None and not c.tls and \
+            type(c.transport) is SocketTransport
+
+    def _splice_relay(self):
+        """The relay backend -> client by splice(2), for plain TCP on both sides."""
+        client = self.client
+        transport = client.transport
+        mark = transport.get_write_buffer_limits()[1] + 1
+        r, w = _the_pipe()
+        bfd, cfd = self.fd, transport._fd
+        splice = os.splice
+        for _ in range(16):
+            pending = transport.get_write_buffer_size()
+            size = mark - pending
+            if size <= 0:
+                self.reading = False            # as above: resume_writing resumes us
+                return
+            if transport.is_closing():
+                self.reading = False
+                return
+            if pending:
+                # the transport holds bytes: they go first, so this read goes through
+                # it too
+                try:
+                    data = self.io.recv(size)
+                except (BlockingIOError, InterruptedError):
+                    self.rready = False
+                    return
+                except OSError:
+                    data = b""
+                if not data:
+                    self.rready = False
+                    client.end_relay()
+                    return
+                client.bytes_out += len(data)
+                transport.write(data)
+                if len(data) < size and not self.ended:
+                    self.rready = False
+                    return
+                if not self.reading:
+                    return
+                continue
+            try:
+                n = splice(bfd, w, size, flags=_SPLICE_FLAGS)
+            except (BlockingIOError, InterruptedError):
+                self.rready = False
+                return
+            except OSError:
+                n = 0
+            if not n:
+                self.rready = False
+                client.end_relay()
+                return
+            client.bytes_out += n
+            try:
+                sent = splice(r, cfd, n, flags=_SPLICE_FLAGS)
+            except (BlockingIOError, InterruptedError):
+                sent = 0
+            except OSError:
+                sent = 0            # the transport's own send reports the error
+            if sent < n:
+                transport.write(_drain(r, n - sent))
+            # a short splice does not mean the socket is drained (the pipe holds 16
+            # segments, not 64 KB): only EAGAIN does, on the next turn
             if not self.reading:
                 return
 
