@@ -15,8 +15,8 @@ With ``proxy_ssl`` (angie-mail) the socket's ``recv``/``send`` are those of a
 ``backend_tls.TlsSocket`` over it (``self.io``): TLS right after the connect (and the
 PROXY header) with ``on``, or when the login machine answers SECURE with ``starttls``.
 
-Zero copy: once a read from the backend fills the room under the client's mark (a
-download, not a reply), and both sides are plain TCP, the backend's bytes go to the
+Zero copy: once a session has relayed 256 KB to the client (a download, not replies),
+and both sides are plain TCP, the backend's bytes go to the
 client with splice(2) through a pipe the worker shares between its sessions, without
 passing through Python.  What the client cannot take at once is read out of the pipe
 and written to its transport as before (the pipe is always empty between calls, so
@@ -45,6 +45,7 @@ FLUSH_TIMEOUT = 60.0
 REFUSED_EOF = -1      # the backend closed (or failed) before finishing the login
 
 _SPLICE = hasattr(os, "splice")
+SPLICE_AFTER = 256 * 1024     # bytes relayed to the client before a session splices
 _SPLICE_FLAGS = getattr(os, "SPLICE_F_NONBLOCK", 0) | getattr(os, "SPLICE_F_MOVE", 0)
 _pipe = None          # (read end, write end): the worker's one pipe for splice
 
@@ -308,6 +309,11 @@ class Backend:
                 self.client.end_relay()
                 return
             client.bytes_out += len(data)
+            if client.bytes_out > SPLICE_AFTER and self._can_splice():
+                # a download: the rest goes by splice (after what the transport
+                # still holds)
+                self.zero_copy = True
+                os.set_blocking(transport._fd, False)   # splice cannot take MSG_DONTWAIT
             if len(data) < size and not self.ended:
                 self.rready = False      # drained: more input brings a new edge
                 write(data)
@@ -315,10 +321,7 @@ class Backend:
             write(data)
             if not self.reading:
                 return
-            if size == mark and not buffered() and self._can_splice():
-                # a full read: a download; the rest goes by splice
-                self.zero_copy = True
-                os.set_blocking(transport._fd, False)   # splice cannot take MSG_DONTWAIT
+            if self.zero_copy:
                 return self._splice_relay()
 
     def _can_splice(self) -> bool:
