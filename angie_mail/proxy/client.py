@@ -25,7 +25,7 @@ from . import auth_http
 from . import events as ev
 from . import guard
 from . import metrics as mx
-from .relay import Backend
+from .relay import SPLICE_AFTER, Backend
 
 PREAUTH, AUTHENTICATING, LOGIN, RELAY, CLOSED, HANDSHAKE, RESOLVING, DELAY = range(8)
 _MAX_PENDING = 64 * 1024          # pipelined pre-auth bytes kept before reading pauses
@@ -269,8 +269,10 @@ class ClientConnection(asyncio.Protocol):
         phase = self.phase
         if phase == RELAY:
             self.backend.write(data)
-            self.bytes_in += len(data)
-            self.last_activity = self.rt.loop.time()
+            self.relayed_in(len(data))
+            if self.bytes_in > SPLICE_AFTER and self.backend.can_splice_in():
+                # an upload: the rest goes by splice (relay.py)
+                self.backend.splice_in()
             return
         if phase == PREAUTH:
             self.session.feed(data)
@@ -281,6 +283,10 @@ class ClientConnection(asyncio.Protocol):
         elif phase in (AUTHENTICATING, LOGIN, RESOLVING):
             # arrived before reading was paused: kept for the backend (pop3.md §8)
             self.session.feed(data)
+
+    def relayed_in(self, n: int) -> None:
+        self.bytes_in += n
+        self.last_activity = self.rt.loop.time()
 
     def process(self):
         s = self.session

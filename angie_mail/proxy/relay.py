@@ -21,7 +21,9 @@ client with splice(2) through a pipe the worker shares between its sessions, wit
 passing through Python.  What the client cannot take at once is read out of the pipe
 and written to its transport as before (the pipe is always empty between calls, so
 one pipe serves every session; order is kept: nothing is spliced while the transport
-holds bytes).
+holds bytes).  Uploads (SMTP DATA, IMAP APPEND) likewise, client -> backend, after 256
+KB from the client: the client's transport hands its input edges to
+``splice_from_client``.
 """
 
 from __future__ import annotations
@@ -76,7 +78,7 @@ class Backend:
     __slots__ = ("client", "loop", "poller", "login", "header", "sock", "fd", "relaying",
                  "closed", "reading", "rready", "ended", "connecting", "out", "out_size",
                  "flushing", "received", "io", "tls", "handshaking", "tls_on", "tls_key",
-                 "tls_name", "zero_copy")
+                 "tls_name", "zero_copy", "spliced_in")
 
     def __init__(self, client, login_machine, header: bytes | None):
         self.client = client
@@ -101,6 +103,7 @@ class Backend:
         self.handshaking = False
         self.tls_on = False           # proxy_ssl on: TLS right after the connect
         self.zero_copy = False        # the relay splices backend -> client
+        self.spliced_in = False       # ... and client -> backend
         self.tls_key = None
         self.tls_name = ""
 
@@ -324,6 +327,16 @@ class Backend:
             if self.zero_copy:
                 return self._splice_relay()
 
+    def can_splice_in(self) -> bool:
+        return not self.spliced_in and not self.closed and self._can_splice()
+
+    def splice_in(self) -> None:
+        """Client -> backend goes by splice from now on (splice_from_client)."""
+        self.spliced_in = True
+        transport = self.client.transport
+        os.set_blocking(transport._fd, False)       # splice cannot take MSG_DONTWAIT
+        transport.set_splicer(self.splice_from_client)
+
     def _can_splice(self) -> bool:
         from .sockio import SocketTransport
         c = self.client
@@ -393,6 +406,51 @@ class Backend:
             # segments, not 64 KB): only EAGAIN does, on the next turn
             if not self.reading:
                 return
+
+    def splice_from_client(self) -> None:
+        """The client's input edge once it splices (an upload: SMTP DATA, IMAP APPEND):
+        client -> pipe -> backend with splice(2).  What the backend cannot take goes to
+        ``out`` as the copying path keeps it; while ``out`` holds bytes, reads copy
+        (order is kept).  Called by the client's transport (sockio)."""
+        client = self.client
+        transport = client.transport
+        r, w = _the_pipe()
+        cfd = transport._fd
+        splice = os.splice
+        for _ in range(16):
+            if self.closed or not transport.is_reading():
+                return
+            if self.out:
+                try:
+                    data = transport._sock.recv(65536)
+                except (BlockingIOError, InterruptedError):
+                    return transport.drained()
+                except OSError as e:
+                    return transport._fatal(e)
+                if not data:
+                    return transport.peer_closed()
+                client.relayed_in(len(data))
+                self.write(data)
+                continue
+            try:
+                n = splice(cfd, w, 65536, flags=_SPLICE_FLAGS)
+            except (BlockingIOError, InterruptedError):
+                return transport.drained()
+            except OSError as e:
+                return transport._fatal(e)
+            if not n:
+                return transport.peer_closed()
+            client.relayed_in(n)
+            try:
+                sent = splice(r, self.fd, n, flags=_SPLICE_FLAGS)
+            except (BlockingIOError, InterruptedError):
+                sent = 0
+            except OSError:
+                sent = 0            # write() below meets the error and ends the relay
+            if sent < n:
+                self.write(_drain(r, n - sent))
+        # a long burst: let the other sessions run before going on
+        transport._poller.call_soon(transport._resume_read)
 
     def write(self, data: bytes) -> None:
         """Client bytes for the backend (relay, and what was pipelined at login)."""

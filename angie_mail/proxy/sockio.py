@@ -42,7 +42,7 @@ class SocketTransport(asyncio.Transport):
     __slots__ = ("_loop", "_poller", "_sock", "_fd", "_peer", "_protocol", "_out",
                  "_out_size", "_reading", "_rready", "_ended", "_closing", "_closed", "_paused",
                  "_high", "_low", "_sockname", "_linger",
-                 "_progress")
+                 "_progress", "_splicer")
 
     def __init__(self, rt, sock, peer, protocol):
         self._loop = rt.loop
@@ -65,6 +65,7 @@ class SocketTransport(asyncio.Transport):
         self._linger = None             # closing with output pending: the deadline
         self._progress = 0.0            # when pending output last moved, while closing
         self._extra = None
+        self._splicer = None            # reads the socket itself (relay.py's splice)
 
     def start(self) -> None:
         self._protocol.connection_made(self)
@@ -85,6 +86,8 @@ class SocketTransport(asyncio.Transport):
             self._flush()
 
     def _read(self):
+        if self._splicer is not None:
+            return self._splicer()
         recv = self._sock.recv
         for _ in range(READ_BURST):
             try:
@@ -110,6 +113,22 @@ class SocketTransport(asyncio.Transport):
                 return
         # a long burst: let the other sessions run before going on
         self._poller.call_soon(self._resume_read)
+
+    def set_splicer(self, splicer) -> None:
+        """From now on an input edge calls ``splicer()`` instead of reading: it moves
+        the bytes itself (zero copy) and reports through the methods below."""
+        self._splicer = splicer
+
+    def drained(self) -> None:
+        """The splicer met EAGAIN: the next input brings a new edge."""
+        self._rready = False
+
+    def peer_closed(self) -> None:
+        """The splicer met the end of the input: as a read of zero bytes."""
+        self._rready = False
+        self._reading = False
+        if not self._protocol.eof_received():
+            self.close()
 
     def pause_reading(self):
         self._reading = False

@@ -143,3 +143,64 @@ def test_several_downloads_at_once_share_the_pipe(tmp_path):
         p.stop()
         auth.close()
         b.close()
+
+
+class Upload(ScriptedBackend):
+    """After the login, reads ``len(BIG)`` bytes (after ``pause`` seconds without
+    reading) and answers with their SHA-256."""
+
+    def __init__(self, pause=0.0):
+        self.pause = pause
+        super().__init__(b"+OK ready\r\n")
+
+    def session(self, rfile, wfile):
+        wfile.write(self.greeting)
+        wfile.flush()
+        for _ in range(2):
+            if not rfile.readline():
+                return
+            wfile.write(b"+OK\r\n")
+            wfile.flush()
+        time.sleep(self.pause)
+        got = rfile.read(len(BIG))
+        wfile.write(hashlib.sha256(got).hexdigest().encode() + b"\r\n")
+        wfile.flush()
+
+
+def upload(port) -> bytes:
+    s = socket.create_connection(("127.0.0.1", port), timeout=30)
+    f = s.makefile("rb")
+    f.readline()
+    s.sendall(b"USER a\r\nPASS b\r\n")
+    f.readline()
+    f.readline()
+    s.sendall(BIG)
+    answer = f.readline()
+    s.close()
+    return answer
+
+
+def test_uploads_are_spliced_byte_for_byte(tmp_path):
+    """Client -> backend (SMTP DATA, IMAP APPEND are such uploads after the login):
+    with a backend that reads at once, and one that reads nothing for a second (the
+    backend's socket fills, what it cannot take waits in the proxy, reading the client
+    pauses)."""
+    want = hashlib.sha256(BIG).hexdigest().encode() + b"\r\n"
+    for pause in (0.0, 1.0):
+        b = Upload(pause)
+        auth = AuthServer(lambda req: ok_response(b.port))
+        port = free_port()
+        d = tmp_path / f"p{pause}"
+        d.mkdir()
+        p = Proxy(d, f"mail {{ auth_http {auth.url};\n"
+                     f"server {{ listen 127.0.0.1:{port}; protocol pop3; }} }}").start()
+        try:
+            time.sleep(0.5)                  # the event loop's own pipes, made at start
+            before = pipes_of(p.proc.pid)
+            assert upload(port) == want
+            assert pipes_of(p.proc.pid) == before + 2      # the worker's one pipe
+            assert "[alert]" not in p.log() and "Traceback" not in p.log()
+        finally:
+            p.stop()
+            auth.close()
+            b.close()
