@@ -393,15 +393,18 @@ class Backend:
                 self.rready = False
                 client.end_relay()
                 return
-            client.bytes_out += n
+            # the pipe is emptied before anything else runs: it is shared by every
+            # session of the worker
             try:
                 sent = splice(r, cfd, n, flags=_SPLICE_FLAGS)
             except (BlockingIOError, InterruptedError):
                 sent = 0
             except OSError:
                 sent = 0            # the transport's own send reports the error
-            if sent < n:
-                transport.write(_drain(r, n - sent))
+            rest = _drain(r, n - sent) if sent < n else b""
+            client.bytes_out += n
+            if rest:
+                transport.write(rest)
             # a short splice does not mean the socket is drained (the pipe holds 16
             # segments, not 64 KB): only EAGAIN does, on the next turn
             if not self.reading:
@@ -440,15 +443,16 @@ class Backend:
                 return transport._fatal(e)
             if not n:
                 return transport.peer_closed()
-            client.relayed_in(n)
             try:
                 sent = splice(r, self.fd, n, flags=_SPLICE_FLAGS)
             except (BlockingIOError, InterruptedError):
                 sent = 0
             except OSError:
                 sent = 0            # write() below meets the error and ends the relay
-            if sent < n:
-                self.write(_drain(r, n - sent))
+            rest = _drain(r, n - sent) if sent < n else b""    # (the pipe is shared)
+            client.relayed_in(n)
+            if rest:
+                self.write(rest)
         # a long burst: let the other sessions run before going on
         transport._poller.call_soon(transport._resume_read)
 
