@@ -149,10 +149,20 @@ def log_loop_error(log: ErrorLog, context: dict) -> None:
     log.log("alert", f"unexpected {type(exc).__name__}{where}")
 
 
+_HANDLED = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGUSR1, signal.SIGHUP,
+            signal.SIGWINCH)
+
+
 def run_loop(config, sockets, log: ErrorLog, on_ready=None, graceful_signal=None,
              on_quit=None) -> int:
-    """Serve ``sockets`` until a stop signal; 0 on a clean stop."""
+    """Serve ``sockets`` until a stop signal; 0 on a clean stop.
+
+    The loop passes a signal to its handler only while it runs: one that came after
+    the handlers were set but before the loop ran was lost (a stop sent right after
+    the pid file appeared left the process running).  So the signals stay blocked
+    until the loop runs, and one that came meanwhile is delivered then."""
     from ..proxy.server import Runtime
+    signal.pthread_sigmask(signal.SIG_BLOCK, _HANDLED)
     loop = new_event_loop()
     asyncio.set_event_loop(loop)
     rt = Runtime(loop, config, log)
@@ -183,21 +193,24 @@ def run_loop(config, sockets, log: ErrorLog, on_ready=None, graceful_signal=None
     loop.add_signal_handler(signal.SIGUSR1, reopen)
     if graceful_signal is not None:
         loop.add_signal_handler(graceful_signal, quit_)
-    # a worker is forked with them blocked (see workers.worker_main): handled from here
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, (signal.SIGTERM, signal.SIGINT,
-                                                signal.SIGQUIT, signal.SIGUSR1,
-                                                signal.SIGHUP, signal.SIGWINCH))
-    try:
-        addr = next((s.metrics_listen for s in config.servers if s.metrics_listen), None)
+    addr = next((s.metrics_listen for s in config.servers if s.metrics_listen), None)
+
+    async def serve():
         if addr is not None:
             from ..proxy import metrics
             metrics.start_counting(metrics.make_dir())     # before the first accept
-        loop.run_until_complete(rt.start(sockets))
+        await rt.start(sockets)
         if addr is not None:
-            rt.metrics_server = loop.run_until_complete(metrics.serve(loop, addr))
+            rt.metrics_server = await metrics.serve(loop, addr)
         if on_ready is not None:
             on_ready(rt)
-        return loop.run_until_complete(done)
+        # the loop runs: signals (a worker is forked with them blocked too, see
+        # workers.worker_main) are handled from here, a pending one at once
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _HANDLED)
+        return await done
+
+    try:
+        return loop.run_until_complete(serve())
     finally:
         rt.stop()
         for ls in sockets:
