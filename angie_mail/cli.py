@@ -193,16 +193,14 @@ def cmd_test(o: Options) -> int:
 
 def version_text(full: bool) -> str:
     import ssl
-    from OpenSSL import SSL
     from .protocols import PROTOCOLS
-    # the OpenSSL that serves TLS to clients (and checks it at -t): pyOpenSSL's; TLS to
-    # the backend goes through Python's ssl module, on the system's OpenSSL
-    openssl = SSL.OpenSSL_version(SSL.OPENSSL_VERSION).decode()
+    # one OpenSSL serves TLS to clients and to backends and checks it at -t: the one
+    # Python's ssl module is linked to (proxy/ossl.py)
+    openssl = ssl.OPENSSL_VERSION
     lines = [f"{PROG} version: {PROG}/{__version__}"]
     if full:
         lines += [
             f"built with Python {sys.version.split()[0]}, {openssl}",
-            f"TLS to the backend (proxy_ssl): {ssl.OPENSSL_VERSION}",
             "TLS SNI support enabled",
             "dialects: angie-mail (default), angie, nginx (1.22)",
             "mail protocols: " + ", ".join(sorted(PROTOCOLS)),

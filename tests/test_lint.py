@@ -60,9 +60,8 @@ TLS_FILES = "    ssl_certificate a.crt;\n    ssl_certificate_key a.key;\n"
 
 
 def openssl_major():
-    from OpenSSL import SSL
-    v = SSL.SSLeay_version(SSL.SSLEAY_VERSION).decode().split()[1]
-    return int(v.split(".")[0])
+    import ssl
+    return ssl.OPENSSL_VERSION_INFO[0]
 
 
 def test_default_ssl_protocols_of_nginx_are_not_reported_when_openssl_refuses_them(tmp_path):

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import difflib
 import ipaddress
+import os
 import re
 import socket
 from functools import lru_cache
@@ -453,19 +454,14 @@ def _header_variables(sc, st) -> None:
 
 # --- which protocol versions the proxy's OpenSSL negotiates ------------------------------
 
-_VERSION = {"TLSv1": "TLS1_VERSION", "TLSv1.1": "TLS1_1_VERSION",
-            "TLSv1.2": "TLS1_2_VERSION", "TLSv1.3": "TLS1_3_VERSION"}
-
-
 @lru_cache(maxsize=1)
 def _probe_identity():
-    """A throw-away EC certificate and key for :func:`negotiable`."""
+    """A throw-away EC certificate and key (PEM) for :func:`negotiable`."""
     import datetime
     from cryptography import x509
-    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.x509.oid import NameOID
-    from OpenSSL import crypto
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "angie-mail lint probe")])
     start = datetime.datetime(2000, 1, 1)
@@ -473,55 +469,58 @@ def _probe_identity():
             .public_key(key.public_key()).serial_number(1).not_valid_before(start)
             .not_valid_after(start + datetime.timedelta(days=365 * 200))
             .sign(key, hashes.SHA256()))
-    return crypto.X509.from_cryptography(cert), crypto.PKey.from_cryptography_key(key)
+    return (cert.public_bytes(serialization.Encoding.PEM),
+            key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                              serialization.NoEncryption()))
 
 
 @lru_cache(maxsize=None)
 def negotiable(protocol: str, ciphers: str) -> bool:
-    """Whether a server context as the proxy builds it (pyOpenSSL, proxy/tls.py), limited
-    to ``protocol`` and with ``ssl_ciphers`` ``ciphers``, completes a handshake with a
-    client that accepts anything (``@SECLEVEL=0``).  OpenSSL 3 and later refuse TLSv1
-    and TLSv1.1 at security level 1 and above (their handshake signatures use SHA-1 or
-    MD5-SHA1), so at the default level they are not negotiated; ``@SECLEVEL=0`` in
-    ``ssl_ciphers`` brings them back.  SSLv2 and SSLv3 are never enabled by the proxy."""
-    from OpenSSL import SSL
-    name = _VERSION.get(protocol)
-    if name is None or not hasattr(SSL, name):
+    """Whether a server context as the proxy builds it (proxy/tls.py, the same OpenSSL),
+    limited to ``protocol`` and with ``ssl_ciphers`` ``ciphers``, completes a handshake
+    with a client that accepts anything (``@SECLEVEL=0``).  OpenSSL 3 and later refuse
+    TLSv1 and TLSv1.1 at security level 1 and above (their handshake signatures use
+    SHA-1 or MD5-SHA1), so at the default level they are not negotiated; ``@SECLEVEL=0``
+    in ``ssl_ciphers`` brings them back.  SSLv2 and SSLv3 are never enabled."""
+    import ssl
+    import tempfile
+    version = {"TLSv1": ssl.TLSVersion.TLSv1, "TLSv1.1": ssl.TLSVersion.TLSv1_1,
+               "TLSv1.2": ssl.TLSVersion.TLSv1_2, "TLSv1.3": ssl.TLSVersion.TLSv1_3
+               }.get(protocol)
+    if version is None:
         return False
-    version = getattr(SSL, name)
     try:
         cert, key = _probe_identity()
-        server = SSL.Context(SSL.TLS_SERVER_METHOD)
-        server.set_min_proto_version(version)
-        server.set_max_proto_version(version)
-        server.set_cipher_list(ciphers.encode())
-        server.use_certificate(cert)
-        server.use_privatekey(key)
-        client = SSL.Context(SSL.TLS_CLIENT_METHOD)
-        client.set_min_proto_version(version)
-        client.set_max_proto_version(version)
-        client.set_cipher_list(b"ALL:@SECLEVEL=0")
-    except (SSL.Error, ValueError):
+        server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        server.minimum_version = server.maximum_version = version
+        server.set_ciphers(ciphers)         # SSL_CTX_set_cipher_list, as the proxy
+        with tempfile.TemporaryDirectory(prefix="angie-mail-probe-") as d:
+            path = os.path.join(d, "probe.pem")
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with open(fd, "wb") as f:
+                f.write(key + cert)
+            server.load_cert_chain(path)
+        client = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        client.check_hostname = False
+        client.verify_mode = ssl.CERT_NONE
+        client.minimum_version = client.maximum_version = version
+        client.set_ciphers("ALL:@SECLEVEL=0")
+    except (ssl.SSLError, ValueError, OSError):
         return False
-    s = SSL.Connection(server)
-    s.set_accept_state()
-    c = SSL.Connection(client)
-    c.set_connect_state()
-    done = {s: False, c: False}
+    bios = [ssl.MemoryBIO() for _ in range(2)]
+    s = server.wrap_bio(bios[0], bios[1], server_side=True)
+    c = client.wrap_bio(bios[1], bios[0], server_side=False)
+    done = {id(s): False, id(c): False}
     for _ in range(8):
-        for me, peer in ((c, s), (s, c)):
-            if not done[me]:
+        for me in (c, s):
+            if not done[id(me)]:
                 try:
                     me.do_handshake()
-                    done[me] = True
-                except SSL.WantReadError:
+                    done[id(me)] = True
+                except ssl.SSLWantReadError:
                     pass
-                except SSL.Error:
+                except ssl.SSLError:
                     return False
-            try:
-                peer.bio_write(me.bio_read(1 << 16))
-            except SSL.WantReadError:
-                pass
         if all(done.values()):
-            return s.get_protocol_version_name() == protocol
+            return s.version() == protocol
     return False

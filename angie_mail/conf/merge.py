@@ -181,6 +181,14 @@ def _check_ssl(an, srv: Level, v: dict) -> None:
         an.error(ConfError(problem[0], problem[1].file if problem[1] else None,
                            problem[1].line if problem[1] else 0,
                            where="file" if problem[1] else "none", kind="merge"))
+        return
+    from ..proxy.tls import certificate_compression_supported
+    if v.get("ssl_certificate_compression") and not certificate_compression_supported():
+        # as ngx_ssl_certificate_compression where OpenSSL has no SSL_CTX_compress_certs
+        # (before 3.2): for each server that enables it
+        an.error(ConfError('"ssl_certificate_compression" is not supported on this '
+                           'platform, ignored', None, 0, where="none", kind="merge",
+                           level="warn"))
 
 
 def _check_guard(an, srv: Level, v: dict) -> None:

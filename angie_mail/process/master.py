@@ -60,7 +60,7 @@ def preload() -> None:
     import encodings.idna  # noqa: F401  (host names)
     from ..proxy import (auth_http, backend_tls, client, guard, handshake,  # noqa: F401
                          netio, poller, proxy_protocol, relay, resolver, server, sockio,
-                         tls, tlsio)
+                         ossl, sslcache, tls, tlsio)
     from .. import errors, protocols  # noqa: F401
     from ..conf import tlsfiles  # noqa: F401
     from ..mail import dns as codec

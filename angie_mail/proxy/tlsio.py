@@ -1,25 +1,23 @@
-"""Server-side TLS over an asyncio transport, with pyOpenSSL memory BIOs.
-
-Python's ``ssl`` module cannot do three things Angie does: finish the handshake when a
-client certificate fails verification and report the result afterwards (so the client
-gets ``-ERR SSL certificate error`` over TLS), abort the handshake with a fatal
-``no_application_protocol`` alert when the client's ALPN list lacks ``pop3``, and set
-TLS 1.3 cipher suites.  pyOpenSSL (the PyCA binding) can, so TLS runs here:
+"""Server-side TLS over an asyncio transport, with ``ssl.SSLObject`` on memory BIOs.
 
     raw TCP transport <-> TlsEngine (asyncio.Protocol) <-> TlsTransport <-> app protocol
 
 The engine feeds received records into the SSL object, hands decrypted bytes to the
 application protocol, and writes what the SSL object produces.  Back-pressure is passed
-through in both directions.
+through in both directions.  The context is a tls.ServerTls: an ``ssl.SSLContext``
+configured through ``ossl`` the way nginx configures its SSL_CTX (see tls.py); what
+``ssl`` cannot report (the verification result of a client certificate that did not
+abort the handshake, the SNI name) is read from the same SSL object through ``ossl``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ssl
 
-from OpenSSL import SSL
+from . import ossl
 
-READ_CHUNK = 256 * 1024
+SLICE = 16 * 1024            # one TLS record of plaintext
 
 
 class TlsTransport(asyncio.Transport):
@@ -90,12 +88,12 @@ class TlsTransport(asyncio.Transport):
 class TlsEngine(asyncio.Protocol):
     """The TLS state of one connection; ``handshake`` resolves to True or False."""
 
-    def __init__(self, loop, ctx: SSL.Context):
+    def __init__(self, loop, ctx):
         self.loop = loop
         self.ctx = ctx
-        self.conn = SSL.Connection(ctx, None)
-        self.conn.set_accept_state()
-        self.conn.set_app_data(self)
+        self.incoming = ssl.MemoryBIO()
+        self.outgoing = ssl.MemoryBIO()
+        self.conn = ctx.wrap(self.incoming, self.outgoing)
         self.raw = None
         self.app = None
         self.transport = TlsTransport(self)
@@ -104,8 +102,28 @@ class TlsEngine(asyncio.Protocol):
         self.closing = False
         self.reading = True
         self.pending_plain = []         # decrypted before the app protocol was attached
-        self.verify_error = 0           # last X509 verification error (0: none)
-        self.alpn = None
+
+    # --- what ssl does not report -----------------------------------------------------
+
+    def _ptr(self) -> int:
+        return ossl.ssl_ptr(self.conn)
+
+    def verify_result(self) -> int:
+        """OpenSSL's verification result of the client certificate (0: ok or none)."""
+        return ossl.SSL_get_verify_result(self._ptr())
+
+    def peer_certificate(self):
+        """The client certificate (DER) or None."""
+        try:
+            return self.conn.getpeercert(binary_form=True)
+        except ValueError:
+            return None
+
+    def server_name(self) -> bytes:
+        return ossl.SSL_get_servername(self._ptr(), 0) or b""
+
+    def session_reused(self) -> bool:
+        return self.conn.session_reused
 
     # --- raw side --------------------------------------------------------------------------
 
@@ -118,11 +136,20 @@ class TlsEngine(asyncio.Protocol):
         raw.set_protocol(self)
 
     def data_received(self, data):
-        try:
-            self.conn.bio_write(data)
-        except SSL.Error:
-            self.abort()
-            return
+        # in slices: a memory BIO keeps the capacity of the most it ever held, so one
+        # large read would stay allocated for the life of the connection
+        if len(data) > SLICE:
+            view = memoryview(data)
+            while len(view) > SLICE and (self.reading or not self.handshaked):
+                self._received(view[:SLICE])
+                view = view[SLICE:]
+                if self.closing:
+                    return
+            data = view
+        self._received(data)
+
+    def _received(self, data):
+        self.incoming.write(data)
         if not self.handshaked:
             self._do_handshake()
             if not self.handshaked:
@@ -132,10 +159,10 @@ class TlsEngine(asyncio.Protocol):
     def _do_handshake(self):
         try:
             self.conn.do_handshake()
-        except SSL.WantReadError:
+        except ssl.SSLWantReadError:
             self.flush()
             return
-        except Exception:          # SSL.Error, or a callback's exception (ALPN refusal)
+        except Exception:          # ssl.SSLError: a bad record, the ALPN refusal, ...
             self.flush()
             self._finish_handshake(False)
             return
@@ -152,20 +179,23 @@ class TlsEngine(asyncio.Protocol):
     def drain_plaintext(self):
         if not self.handshaked or self.raw is None:
             return
+        read = self.conn.read
         while self.reading:
             try:
-                chunk = self.conn.recv(READ_CHUNK)
-            except SSL.WantReadError:
+                chunk = read(SLICE)         # SSL_read returns one record at most
+            except ssl.SSLWantReadError:
                 break
-            except SSL.ZeroReturnError:
+            except ssl.SSLZeroReturnError:
                 self.flush()
                 self._eof()
                 return
-            except SSL.Error:
+            except (ssl.SSLError, ValueError):
                 self.abort()
                 return
-            if not chunk:
-                break
+            if not chunk:                   # the client's close_notify
+                self.flush()
+                self._eof()
+                return
             if self.app is None:
                 self.pending_plain.append(chunk)
             else:
@@ -217,30 +247,29 @@ class TlsEngine(asyncio.Protocol):
     def app_write(self, data):
         if self.closing or self.raw is None or not data:
             return
-        view = memoryview(data)
-        while view:
-            try:
-                n = self.conn.send(view[:16384])
-            except SSL.WantReadError:
-                break
-            except SSL.Error:
-                self.abort()
+        try:
+            if len(data) <= SLICE:
+                self.conn.write(data)
+            else:
+                # record by record, each to the socket as nginx's SSL_write does: the
+                # memory BIO keeps the capacity of the most it ever held, and the
+                # transport keeps the whole of a buffer it could not send at once
+                view = memoryview(data)
+                write = self.conn.write
+                while view:
+                    write(view[:SLICE])
+                    view = view[SLICE:]
+                    self.flush()
                 return
-            view = view[n:]
-            self.flush()
+        except (ssl.SSLError, ValueError):
+            self.abort()
+            return
+        self.flush()
 
     def flush(self):
-        out = []
-        while True:
-            try:
-                chunk = self.conn.bio_read(READ_CHUNK)
-            except SSL.WantReadError:
-                break
-            if not chunk:
-                break
-            out.append(chunk)
+        out = self.outgoing.read()
         if out and self.raw is not None and not self.raw.is_closing():
-            self.raw.write(b"".join(out))
+            self.raw.write(out)
 
     def app_close(self):
         if self.closing:
@@ -248,8 +277,8 @@ class TlsEngine(asyncio.Protocol):
         self.closing = True
         if self.handshaked:
             try:
-                self.conn.shutdown()
-            except SSL.Error:
+                self.conn.unwrap()
+            except (ssl.SSLError, ValueError):
                 pass
             self.flush()
         if self.raw is not None:

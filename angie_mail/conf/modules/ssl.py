@@ -176,7 +176,7 @@ ROWS = [
         syntax="file", doc="revoked client certificates"),
     row("ssl_conf_command", "ssl", MS, Args.TAKE2, conf_command, field="ssl_conf_command",
         default=(), merge=Merge.LIST, syntax="name value",
-        doc="OpenSSL configuration commands (the subset Python's ssl can apply)"),
+        doc="OpenSSL configuration commands (SSL_CONF_cmd), applied last"),
 ]
 
 assert all(r.dialects <= ALL for r in ROWS)
