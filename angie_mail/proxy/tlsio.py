@@ -102,6 +102,8 @@ class TlsEngine(asyncio.Protocol):
         self.closing = False
         self.reading = True
         self.pending_plain = []         # decrypted before the app protocol was attached
+        self.eof_pending = False        # the client's EOF came before the app protocol
+        self.lost = None                # (exc,): the connection ended before it
 
     # --- what ssl does not report -----------------------------------------------------
 
@@ -207,10 +209,12 @@ class TlsEngine(asyncio.Protocol):
         return False
 
     def _eof(self):
-        if self.app is not None:
-            keep = self.app.eof_received()
-            if not keep:
-                self.app_close()
+        if self.app is None:
+            self.eof_pending = True         # for the app protocol, once attached
+            return
+        keep = self.app.eof_received()
+        if not keep:
+            self.app_close()
 
     def connection_lost(self, exc):
         self.closing = True
@@ -219,6 +223,10 @@ class TlsEngine(asyncio.Protocol):
         if self.app is not None:
             app, self.app = self.app, None
             app.connection_lost(exc)
+        else:
+            # gone between the handshake and the app protocol (a client that closes
+            # right after its Finished): the app still hears of it when attached
+            self.lost = (exc,)
 
     def pause_writing(self):
         if self.app is not None:
@@ -240,6 +248,16 @@ class TlsEngine(asyncio.Protocol):
             if self.app is None:
                 break
             self.app.data_received(chunk)
+        if self.eof_pending and self.app is not None:
+            self.eof_pending = False
+            self._eof()
+        if self.lost is not None:
+            exc, = self.lost
+            self.lost = None
+            if self.app is not None:
+                app, self.app = self.app, None
+                app.connection_lost(exc)
+            return
         if self.raw is not None and self.reading:
             self.raw.resume_reading()
             self.loop.call_soon(self.drain_plaintext)

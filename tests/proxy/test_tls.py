@@ -331,3 +331,52 @@ def test_tls_session_ends_cleanly_after_relay(pki, recorder, backend, start_prox
     assert backend.lines[-3:] == [b"STAT", b"RETR 1", b"QUIT"]
     log = p.wait_log("proxied session done")
     assert "unexpected" not in log and "Traceback" not in log
+
+
+@pytest.mark.parametrize("how", ["implicit", "stls"])
+def test_clients_that_close_right_after_the_handshake_give_their_slot_back(
+        tmp_path, pki, backend, how):
+    """A client whose FIN follows its Finished (openssl s_time, a health check) may be
+    gone before the session is attached to the TLS connection: the session must still
+    hear of it and free its worker_connections slot."""
+    from proxy.harness import client_ctx
+    auth = AuthServer(lambda req: ok_response(backend.port))
+    port = free_port()
+    listen = f"listen 127.0.0.1:{port}{' ssl' if how == 'implicit' else ''};"
+    lines = tls_lines(pki, ["starttls on;"] if how == "stls" else [])
+    from proxy.harness import Proxy
+    block = (f"mail {{\n    auth_http {auth.url};\n" + "".join(f"    {l}\n" for l in lines)
+             + f"    server {{ {listen} protocol pop3; }}\n}}\n")
+    p = Proxy(tmp_path, block)
+    text = open(p.conf).read().replace("events {}", "events { worker_connections 16; }")
+    with open(p.conf, "w") as f:
+        f.write(text)
+    p.start()
+    try:
+        ctx = client_ctx(pki)
+        for _ in range(60):
+            s = socket.create_connection(("127.0.0.1", port), timeout=5)
+            if how == "stls":
+                f = s.makefile("rwb")
+                assert f.readline().startswith(b"+OK")
+                f.write(b"STLS\r\n")
+                f.flush()
+                assert f.readline().startswith(b"+OK")
+            t = ctx.wrap_socket(s)
+            t.close()
+        # every slot came back: a full session still works, and none was refused
+        deadline = time.time() + 5
+        while True:
+            s = socket.create_connection(("127.0.0.1", port), timeout=5)
+            if how == "implicit":
+                s = ctx.wrap_socket(s)
+            greeting = s.recv(100)
+            s.close()
+            if greeting.startswith(b"+OK") or time.time() > deadline:
+                break
+            time.sleep(0.05)
+        assert greeting.startswith(b"+OK")
+        assert "worker_connections are not enough" not in p.log()
+    finally:
+        p.stop()
+        auth.close()
