@@ -52,27 +52,40 @@ def prepare(config, o, startup: StartupLog) -> bool:
     return True
 
 
-def preload() -> None:
-    """Import now every module a worker may load later.  Workers run as another user
-    (``user``, or nobody): the installation may not be readable by it (a virtual
-    environment in root's home), and a module first imported after the switch would
-    fail there.  Python code is loaded here, in the master, and inherited by fork."""
+def preload(config) -> None:
+    """Import now every module a worker of ``config`` may load later.  Workers run as
+    another user (``user``, or nobody): the installation may not be readable by it (a
+    virtual environment in root's home), and a module first imported after the switch
+    would fail there.  Python code is loaded here, in the master, and inherited by fork;
+    the master calls this again for each new configuration before its workers start.
+    The certificate library and the DNS library are loaded only for a configuration
+    that uses TLS or a resolver: both are large, and pages the master has touched are
+    paid for once per process that touches them."""
     import encodings.idna  # noqa: F401  (host names)
     from ..proxy import (auth_http, backend_tls, client, guard, handshake,  # noqa: F401
-                         netio, poller, proxy_protocol, relay, resolver, server, sockio,
+                         netio, poller, proxy_protocol, relay, server, sockio,
                          ossl, sslcache, tls, tlsio)
     from .. import errors, protocols  # noqa: F401
-    from ..conf import tlsfiles  # noqa: F401
-    from ..mail import dns as codec
     from . import title  # noqa: F401
     try:
         import setproctitle  # noqa: F401
     except ImportError:
         pass
-    # dnspython loads each record type's module when it first meets the type
-    for rdtype in (codec.PTR, codec.A, codec.AAAA, codec.CNAME):
-        codec.query("preload.invalid.", rdtype, 1)
-    import dns.rdtypes.ANY.CNAME, dns.rdtypes.ANY.PTR, dns.rdtypes.IN.A, dns.rdtypes.IN.AAAA  # noqa
+    servers = config.servers
+    if any(s.ssl for s in servers):
+        # what the workers use for client certificates (TlsInfo, Auth-SSL-*, PROXY v2
+        # out, auth_throttle_trust_certificate)
+        from ..conf import tlsfiles  # noqa: F401
+        import cryptography.x509  # noqa: F401
+        import cryptography.x509.oid  # noqa: F401
+        from cryptography.hazmat.primitives import hashes, serialization  # noqa: F401
+    if any(s.resolver is not None for s in servers):
+        from ..proxy import resolver  # noqa: F401
+        from ..mail import dns as codec
+        # dnspython loads each record type's module when it first meets the type
+        for rdtype in (codec.PTR, codec.A, codec.AAAA, codec.CNAME):
+            codec.query("preload.invalid.", rdtype, 1)
+        import dns.rdtypes.ANY.CNAME, dns.rdtypes.ANY.PTR, dns.rdtypes.IN.A, dns.rdtypes.IN.AAAA  # noqa
 
 
 def open_sockets(config, o):

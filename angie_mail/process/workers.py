@@ -56,7 +56,7 @@ class Master:
         if sockets is None or not prepare(cfg, self.o, self.startup):
             return 1
         if cfg.main.user is not None and os.geteuid() == 0:
-            preload()                   # workers will not be able to import as that user
+            preload(cfg)                # workers will not be able to import as that user
         if any(s.metrics_listen for s in cfg.servers):
             from ..proxy import metrics
             metrics.make_dir(cfg.main.user)     # one directory for every worker's counts
@@ -215,6 +215,8 @@ class Master:
         config, _ = load_for_run(self.o, _ToLog(self.log))
         if config is None or not prepare(config, self.o, _ToLog(self.log)):
             return                                    # keep the old configuration
+        if config.main.user is not None and os.geteuid() == 0:
+            preload(config)             # what the new workers may need that the old did not
         new_sockets = plan(config.servers)
         old = {_sock_key(ls): ls for ls in self.sockets}
         opened = []

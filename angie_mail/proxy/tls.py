@@ -265,10 +265,12 @@ _PREBUILT: dict = {}
 def prebuild(config) -> None:
     """Build every TLS server's context now (in the master, before privileges drop),
     after the shared session caches they use."""
-    from ..conf.tlsfiles import RunFiles
     from . import sslcache
     sslcache.prepare(config)
     _PREBUILT.clear()
+    if not any(srv.ssl for srv in config.servers):
+        return                  # (nor the certificate library: see process.master.preload)
+    from ..conf.tlsfiles import RunFiles
     files = RunFiles()
     for srv in config.servers:
         if srv.ssl:
