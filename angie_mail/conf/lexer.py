@@ -40,6 +40,11 @@ _SQ_BODY = re.compile(r"[^'\\]*(?:\\[\s\S][^'\\]*)*")
 # anything unusual (quotes, escapes, "$", comments, other whitespace) takes the slow path
 _FAST_STMT = re.compile(
     r"([^\s;{}\"'\\$#][^\s;{\"'\\$]*(?:[ \t]+[^\s;{}\"'\\$#][^\s;{\"'\\$]*)*)[ \t]*([;{])")
+# the same with quoted words too ("...", '...' without escapes, on the line); a quoted
+# word must be followed by a space, ";" or "{" (nginx's rule; ")" takes the slow path)
+_W = r"""(?:[^\s;{}"'\\$#][^\s;{"'\\$]*|"[^"\\\n]*"|'[^'\\\n]*')"""
+_FAST_QSTMT = re.compile(r"(" + _W + r"(?:[ \t]+" + _W + r")*)[ \t]*([;{])")
+_FAST_WORD = re.compile(r""""([^"\n]*)"|'([^'\n]*)'|[^ \t]+""")
 _ESCAPE = re.compile(r"\\([\"'\\trn])")
 _ESCAPES = {'"': '"', "'": "'", "\\": "\\", "t": "\t", "r": "\r", "n": "\n"}
 
@@ -129,6 +134,9 @@ def lex(src: Source):
     space_match = _SPACE.match
     bare_match = _BARE.match
     fast_match = _FAST_STMT.match
+    qfast_match = _FAST_QSTMT.match
+    qword_iter = _FAST_WORD.finditer
+    new = tuple.__new__         # a NamedTuple without its Python-level __new__
     count = text.count
 
     def fail(message, at_line):
@@ -179,24 +187,41 @@ def lex(src: Source):
         if not words:
             # fast path: a statement of plain words on one line ("listen 110;", "mail {")
             m = fast_match(text, pos)
+            quoted = m is None
+            if quoted:
+                m = qfast_match(text, pos)
             if m is not None and m.end() - pos < 4000:
                 body = m.group(1)
-                if not body.isascii():
-                    body = display(body)
                 col = pos - line_start + 1
-                if " " in body or "\t" in body:
+                if quoted:
+                    ws = []
+                    for wm in qword_iter(body):
+                        dq, sq = wm.groups()
+                        at = wm.start()
+                        if dq is not None:
+                            ws.append(new(Word, (decode_word(dq), '"', line, col + at)))
+                        elif sq is not None:
+                            ws.append(new(Word, (decode_word(sq), "'", line, col + at)))
+                        else:
+                            ws.append(new(Word, (decode_word(wm.group()), "", line, col + at)))
+                    ws = tuple(ws)
+                elif " " in body or "\t" in body:
+                    # (the regular expression leaves no other whitespace in ``body``);
+                    # columns are byte offsets of the latin-1 text, values UTF-8
+                    ascii_ = body.isascii()
                     ws = []
                     i = 0
                     for v in body.split():
                         i = body.find(v, i)
-                        ws.append(Word(v, "", line, col + i))
+                        ws.append(new(Word, (v if ascii_ else display(v), "", line, col + i)))
                         i += len(v)
                     ws = tuple(ws)
                 else:
-                    ws = (Word(body, "", line, col),)
+                    ws = (new(Word, (body if body.isascii() else display(body), "", line,
+                                     col)),)
                 pos = m.end()
                 if m.group(2) == ";":
-                    stmt = Stmt(ws, fname, line, col, line, None, 0, ())
+                    stmt = new(Stmt, (ws, fname, line, col, line, None, 0, ()))
                     if on_include is not None and ws[0].value == "include":
                         stmt = on_include(stmt)
                     run.append(stmt)
