@@ -67,6 +67,11 @@ def test_a_complete_configuration_passes(tmp_path):
      '"auth_throttle" needs at least one of "addr=", "login=" or "pair=" in {conf}:10'),
     ("zone=peraddr:1m", "zone=guard:1m",
      'the shared memory zone "guard" is already declared for a different use in {conf}:5'),
+    # one namespace with ssl_session_cache's shared caches, as nginx's, either order
+    ("auth_http 127.0.0.1:9000;", "auth_http 127.0.0.1:9000; ssl_session_cache shared:guard:1m;",
+     'the shared memory zone "guard" is already declared for a different use in {conf}:4'),
+    ("zone=peruser:1m;", "zone=peruser:1m; ssl_session_cache shared:peraddr:1m;",
+     'the shared memory zone "peraddr" is already declared for a different use in {conf}:6'),
     ("limit_conn peraddr 10;", "limit_conn peraddr 10; limit_conn peraddr 3;",
      '"limit_conn" directive is duplicate in {conf}:11'),
     ("limit_conn peraddr 10;", "limit_conn peraddr 0;",
