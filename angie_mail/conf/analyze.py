@@ -22,7 +22,14 @@ from .level import Level
 from .parse import PARAM_NAME, parse_param
 from .registry import BLOCK_CONTEXT, Ctx, Fail, registry
 from .tree import Parsed, Stmt
-from .values import cstr
+from .values import cstr, parse_size
+from .zones import declare_zone
+
+
+# http and stream directives that declare a shared memory zone
+_ZONE_DIRECTIVES = frozenset((
+    "ssl_session_cache", "limit_req_zone", "limit_conn_zone", "proxy_cache_path",
+    "fastcgi_cache_path", "uwsgi_cache_path", "scgi_cache_path", "zone"))
 
 
 class _Stop(Exception):
@@ -197,6 +204,8 @@ class Analyzer:
             if not self.check_form(st, d):
                 continue
             if d.handler is None:           # generic: known to Angie, not analysed
+                if name in _ZONE_DIRECTIVES and not ctx & (Ctx.MAIL | Ctx.SERVER):
+                    self.foreign_zone(st, name, ctx)
                 if st.block is not None:
                     # a block of http{}/stream{}: its directives are looked up in the
                     # context it opens; a block read by its own handler (map, types...)
@@ -240,6 +249,36 @@ class Analyzer:
                     except Fail as e:
                         self.fail_at(st, e.message, where=e.where, level=e.level,
                                      kind="merge")
+
+    def foreign_zone(self, st: Stmt, name: str, ctx: Ctx) -> None:
+        """A shared memory zone declared by an http or stream directive: zones are one
+        namespace in nginx, so a mail zone (ssl_session_cache shared:..., and the
+        angie-mail zones) of the same name is "already declared for a different use",
+        whichever comes first.  Only the declaration is read; the rest of the
+        directive's values are the http/stream module's business."""
+        kind = "stream" if ctx & Ctx.STREAM else "http"
+        for w in st.words[1:]:
+            v = w.value
+            if name == "ssl_session_cache":
+                if not v.startswith("shared:"):
+                    continue
+                zone, _, size = v[7:].rpartition(":")
+            elif name == "zone":                        # upstream { zone NAME SIZE; }
+                if len(st.words) != 3 or w is not st.words[1]:
+                    continue
+                zone, size = v, st.words[2].value
+            else:
+                key = "keys_zone=" if name.endswith("_cache_path") else "zone="
+                if not v.startswith(key):
+                    continue
+                zone, _, size = v[len(key):].rpartition(":")
+            n = parse_size(size)
+            if not zone or not n:
+                continue
+            problem = declare_zone(self, zone, n, f"{kind}:{name}")
+            if problem:
+                self.fail_at(st, problem, kind="value")
+            return
 
     def check_form(self, st: Stmt, d) -> bool:
         """Terminator and argument count, as ngx_conf_handler checks them."""

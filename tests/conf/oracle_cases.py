@@ -1555,4 +1555,30 @@ FIXED = [
     T("ssl_conf_command Certificate;"),
     T("ssl_conf_command MinProtocol TLSv1.2;", "ssl_conf_command MaxProtocol TLSv1.1;"),
 ]
+
+# shared memory zones are one namespace for every module (ngx_shared_memory_add)
+_MAIL_CACHE = ("mail {\n    " + AUTH + "\n    ssl_session_cache shared:SSL:10m;\n"
+               "    server {\n        listen 127.0.0.1:110;\n    }\n}\n")
+FIXED += [
+    # the same name in http{} and mail{}: "different use", at the second
+    "events {}\nhttp {\n    ssl_session_cache shared:SSL:10m;\n}\n" + _MAIL_CACHE,
+    "events {}\n" + _MAIL_CACHE + "http {\n    ssl_session_cache shared:SSL:10m;\n}\n",
+    "events {}\nhttp {\n    limit_req_zone $binary_remote_addr zone=SSL:10m rate=1r/s;\n}\n"
+    + _MAIL_CACHE,
+    "events {}\nhttp {\n    limit_conn_zone $binary_remote_addr zone=SSL:1m;\n}\n"
+    + _MAIL_CACHE,
+    f"events {{}}\nhttp {{\n    proxy_cache_path {FIX}/cache keys_zone=SSL:1m;\n}}\n"
+    + _MAIL_CACHE,
+    "events {}\nhttp {\n    upstream u {\n        zone SSL 1m;\n        server 127.0.0.1:1;\n"
+    "    }\n}\n" + _MAIL_CACHE,
+    STREAM_SO + "events {}\nstream {\n    ssl_session_cache shared:SSL:10m;\n}\n"
+    + _MAIL_CACHE,
+    # different names, and zones of http{} among themselves
+    "events {}\nhttp {\n    ssl_session_cache shared:HTTP:10m;\n}\n" + _MAIL_CACHE,
+    "events {}\nhttp {\n    ssl_session_cache shared:Z:10m;\n"
+    "    limit_req_zone $binary_remote_addr zone=Z:10m rate=1r/s;\n}\n",
+    "events {}\nhttp {\n    ssl_session_cache shared:Z:10m;\n    server {\n"
+    f"        listen unix:{FIX}/http.sock;\n        ssl_session_cache shared:Z:20m;\n"
+    "    }\n}\n",
+]
 ALL = ALL + FIXED

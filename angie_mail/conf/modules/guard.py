@@ -8,6 +8,7 @@ from ..model import AuthThrottle, LimitConn
 from ..registry import EXTENSION, Args, Ctx, Fail, row
 from ..slots import arg, dup, enum_slot, flag_slot
 from ..values import atoi, cstr, parse_size, parse_time
+from ..zones import declare_zone
 
 MS = Ctx.MAIL | Ctx.SERVER
 ZONE_MIN = 8 * 4096           # as nginx's zones: at least 8 memory pages
@@ -19,17 +20,9 @@ def _declare_zone(an, name: str, size: int, tag: str) -> None:
     per use, with one size."""
     if size < ZONE_MIN:
         raise Fail(f'zone "{name}" is too small')
-    tags = an.__dict__.setdefault("shm_tags", {})
-    old = an.shm_zones.get(name)
-    if old is not None:
-        if tags.get(name) != tag:
-            raise Fail(f'the shared memory zone "{name}" is already declared for a '
-                       f'different use')
-        if old != size:
-            raise Fail(f'the size {size} of shared memory zone "{name}" conflicts with '
-                       f'already declared size {old}')
-    an.shm_zones[name] = size
-    tags[name] = tag
+    problem = declare_zone(an, name, size, tag)
+    if problem:
+        raise Fail(problem)
 
 
 def _zone_param(d, value: str):

@@ -9,6 +9,7 @@ from ..registry import ALL, ANGIE, Args, Ctx, Fail, Merge, row
 from ..slots import (arg, bitmask_slot, dup, enum_slot, flag_slot,
                      num_slot, path_array_slot, path_slot, sec_slot, str_slot)
 from ..values import atoi, cstr, parse_size
+from ..zones import declare_zone
 
 MS = Ctx.MAIL | Ctx.SERVER
 NGINX = frozenset(("nginx",))
@@ -92,17 +93,9 @@ def session_cache(an, st, lv, d):
                 raise Fail(f'invalid session cache "{v}"')
             if size < SHM_MIN:
                 raise Fail(f'session cache "{v}" is too small')
-            # one namespace of zones, as nginx's (proxy.guard's zones share it)
-            tags = an.__dict__.setdefault("shm_tags", {})
-            old = an.shm_zones.get(name)
-            if old is not None and tags.get(name) != "ssl_session_cache":
-                raise Fail(f'the shared memory zone "{name}" is already declared for a '
-                           f'different use')
-            if old is not None and old != size:
-                raise Fail(f'the size {size} of shared memory zone "{name}" conflicts '
-                           f'with already declared size {old}')
-            an.shm_zones[name] = size
-            tags[name] = "ssl_session_cache"
+            problem = declare_zone(an, name, size, "mail:ssl_session_cache")
+            if problem:
+                raise Fail(problem)
             lv.values["ssl_session_cache_shared"] = (name, size)
         else:
             raise Fail(f'invalid session cache "{v}"')
