@@ -71,6 +71,13 @@ def preload(config) -> None:
         import setproctitle  # noqa: F401
     except ImportError:
         pass
+    if os.environ.get("ANGIE_MAIL_EVENT_LOOP") != "asyncio":
+        # new_event_loop runs in the worker: an import failing there (nobody cannot read
+        # the installation) would silently leave the worker on asyncio's slower loop
+        try:
+            import uvloop  # noqa: F401
+        except ImportError:
+            pass
     servers = config.servers
     if any(s.ssl for s in servers):
         # what the workers use for client certificates (TlsInfo, Auth-SSL-*, PROXY v2
@@ -178,6 +185,9 @@ def run_loop(config, sockets, log: ErrorLog, on_ready=None, graceful_signal=None
     signal.pthread_sigmask(signal.SIG_BLOCK, _HANDLED)
     loop = new_event_loop()
     asyncio.set_event_loop(loop)
+    if log.enabled("debug"):
+        kind = "uvloop" if type(loop).__module__.startswith("uvloop") else "asyncio"
+        log.log("debug", f'using the "{kind}" event loop')
     rt = Runtime(loop, config, log)
     done = loop.create_future()
     loop.set_exception_handler(lambda lp, context: log_loop_error(log, context))

@@ -68,3 +68,21 @@ def test_libraries_follow_the_configuration_across_a_reload(tmp_path, pki, dns_s
     finally:
         p.stop()
         auth.close()
+
+
+def test_workers_that_run_as_nobody_still_get_uvloop(tmp_path):
+    """The event loop is made in the worker, after it became nobody: uvloop (and what it
+    imports) must have been loaded by the master, or the worker silently falls back to
+    asyncio's loop."""
+    import importlib.util
+    assert os.geteuid() == 0, "the tests run as root (as CI does)"
+    assert importlib.util.find_spec("uvloop") is not None     # a dependency on Linux
+    port = free_port()
+    p = Proxy(tmp_path, f"mail {{ auth_http 127.0.0.1:9/a; server {{ listen 127.0.0.1:{port};"
+                        f" protocol pop3; }} }}", main="worker_processes 1;\n",
+              workers=True).start()
+    try:
+        p.wait_log("event loop")
+        assert 'using the "uvloop" event loop' in p.log(), p.log()[-2000:]
+    finally:
+        p.stop()
