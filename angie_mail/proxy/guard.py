@@ -29,13 +29,14 @@ elsewhere, or behind the owner's NAT address, cannot lock the owner out.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import mmap
 import os
 import struct
 import time
 from typing import NamedTuple, Optional
+
+from . import shm
 
 MAGIC = b"AMGUARD1"
 HEADER = 64
@@ -273,22 +274,6 @@ class Table:
             struct.pack_into("<i", self.buf, off + 24, max(0, conns - 1))
 
 
-class FileLock:
-    """A POSIX record lock on the zone's memfd: released by the kernel when the
-    process holding it dies."""
-
-    __slots__ = ("fd",)
-
-    def __init__(self, fd: int):
-        self.fd = fd
-
-    def acquire(self):
-        fcntl.lockf(self.fd, fcntl.LOCK_EX)
-
-    def release(self):
-        fcntl.lockf(self.fd, fcntl.LOCK_UN)
-
-
 MEMFD_PREFIX = "angie-mail-zone:"
 
 
@@ -300,10 +285,8 @@ class Zone(NamedTuple):
 
 
 def create_zone(name: str, size: int) -> Zone:
-    fd = os.memfd_create(MEMFD_PREFIX + name, os.MFD_CLOEXEC)
-    os.ftruncate(fd, size)
-    m = mmap.mmap(fd, size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
-    return Zone(name, size, fd, Table(m, FileLock(fd), name, init=True))
+    fd, m = shm.memfd(MEMFD_PREFIX + name, size)
+    return Zone(name, size, fd, Table(m, shm.FileLock(fd), name, init=True))
 
 
 def open_zone_fd(fd: int, name: str) -> Zone:
@@ -311,7 +294,7 @@ def open_zone_fd(fd: int, name: str) -> Zone:
     of its memfd in /proc."""
     size = os.fstat(fd).st_size
     m = mmap.mmap(fd, size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
-    return Zone(name, size, fd, Table(m, FileLock(fd), name))
+    return Zone(name, size, fd, Table(m, shm.FileLock(fd), name))
 
 
 # the zones of this process: created by the master (or the single process) before the
@@ -322,15 +305,12 @@ ZONES: dict = {}
 def prepare(config) -> None:
     """Create the configuration's zones, keeping those of the same name and size (a
     reload keeps their state); zones no longer configured are dropped."""
-    wanted = dict(config.zones)
-    for name in list(ZONES):
-        if wanted.get(name) != ZONES[name].size:
-            z = ZONES.pop(name)
-            z.table.buf.close()
-            os.close(z.fd)
-    for name, size in wanted.items():
-        if name not in ZONES:
-            ZONES[name] = create_zone(name, size)
+    shm.reconcile(ZONES, dict(config.zones), create_zone, _close_zone)
+
+
+def _close_zone(z: Zone) -> None:
+    z.table.buf.close()
+    os.close(z.fd)
 
 
 def zone(name: str) -> Optional[Table]:

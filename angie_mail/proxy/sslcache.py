@@ -18,15 +18,13 @@ key was used (as nginx).
 from __future__ import annotations
 
 import ctypes
-import fcntl
 import hashlib
-import mmap
 import os
 import struct
 import time
 from typing import NamedTuple, Optional
 
-from . import ossl
+from . import ossl, shm
 
 MAX_SESSION = 4096                     # NGX_SSL_MAX_SESSION_SIZE
 MEMFD_PREFIX = "angie-mail-ssl:"
@@ -45,7 +43,7 @@ class SessionStore:
 
     def __init__(self, buf, fd: Optional[int] = None, init: bool = False):
         self.buf = buf
-        self.fd = fd
+        self.lock = shm.FileLock(fd) if fd is not None else None
         size = len(buf)
         if init:
             index = max(_BUCKET, (size // 8) // _BUCKET * _BUCKET)
@@ -61,12 +59,12 @@ class SessionStore:
     # --- locking ---------------------------------------------------------------------
 
     def _lock(self):
-        if self.fd is not None:
-            fcntl.lockf(self.fd, fcntl.LOCK_EX)
+        if self.lock is not None:
+            self.lock.acquire()
 
     def _unlock(self):
-        if self.fd is not None:
-            fcntl.lockf(self.fd, fcntl.LOCK_UN)
+        if self.lock is not None:
+            self.lock.release()
 
     # --- the table -------------------------------------------------------------------
 
@@ -164,10 +162,13 @@ class Zone(NamedTuple):
 
 
 def create_zone(name: str, size: int) -> Zone:
-    fd = os.memfd_create(MEMFD_PREFIX + name, os.MFD_CLOEXEC)
-    os.ftruncate(fd, size)
-    m = mmap.mmap(fd, size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+    fd, m = shm.memfd(MEMFD_PREFIX + name, size)
     return Zone(name, size, fd, SessionStore(m, fd, init=True))
+
+
+def _close_zone(z: Zone) -> None:
+    z.store.buf.close()
+    os.close(z.fd)
 
 
 ZONES: dict = {}
@@ -185,15 +186,7 @@ def wanted(config) -> dict:
 def prepare(config) -> None:
     """Create the shared caches of the configuration (in the master, before the
     workers fork), keeping those whose name and size are unchanged across a reload."""
-    want = wanted(config)
-    for name in list(ZONES):
-        if want.get(name) != ZONES[name].size:
-            z = ZONES.pop(name)
-            z.store.buf.close()
-            os.close(z.fd)
-    for name, size in want.items():
-        if name not in ZONES:
-            ZONES[name] = create_zone(name, size)
+    shm.reconcile(ZONES, wanted(config), create_zone, _close_zone)
 
 
 def _now() -> int:

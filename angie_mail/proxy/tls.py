@@ -13,6 +13,7 @@ refuses a client without our protocol, the shared session cache and ticket keys.
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import ssl
 
@@ -33,10 +34,6 @@ _VERSION = {"TLSv1": 0x301, "TLSv1.1": 0x302, "TLSv1.2": 0x303, "TLSv1.3": 0x304
 BASE_OPTIONS = (OP_NO_COMPRESSION | OP_ENABLE_MIDDLEBOX_COMPAT | OP_DONT_INSERT_EMPTY_FRAGMENTS
                 | OP_NO_ANTI_REPLAY | OP_IGNORE_UNEXPECTED_EOF)
 _ALL_BITS = (1 << 64) - 1
-
-PROTO_BY_NAME = {"TLSv1": ssl.TLSVersion.TLSv1, "TLSv1.1": ssl.TLSVersion.TLSv1_1,
-                 "TLSv1.2": ssl.TLSVersion.TLSv1_2, "TLSv1.3": ssl.TLSVersion.TLSv1_3,
-                 "SSLv3": ssl.TLSVersion.SSLv3}
 
 
 def _scratch() -> tuple:
@@ -119,7 +116,7 @@ def _alpn_cb(want: bytes):
     alert (SSL_TLSEXT_ERR_ALERT_FATAL), as Angie does."""
     def select(_ssl, out, outlen, inp, inlen, _arg):
         try:
-            offered = ctypes_string_at(inp, inlen)
+            offered = ctypes.string_at(inp, inlen)
             i = 0
             while i < len(offered):
                 n = offered[i]
@@ -132,11 +129,6 @@ def _alpn_cb(want: bytes):
             pass
         return 2                                    # SSL_TLSEXT_ERR_ALERT_FATAL
     return ossl.ALPN_CB(select)
-
-
-def ctypes_string_at(addr, n):
-    import ctypes
-    return ctypes.string_at(addr, n)
 
 
 class ServerTls:
