@@ -95,6 +95,8 @@ RULES = {
                                       "variables"),
     "auth-on-mx": Rule("warning", "AUTH offered on an smtp_auth none server on port 25",
                        'use "smtp_auth none;" on port 25, AUTH on 587/465'),
+    "secret-readable": Rule("warning", "Private key or ticket key readable by every local "
+                            "user", "chmod o-rwx the file"),
 }
 
 LEVEL_NAMES = ("warn", "notice", "info")

@@ -622,3 +622,37 @@ def test_connection_limits_that_clients_exceed(tmp_path):
                                 "        protocol imap;\n    }\n"))
     rc, out, err = cli("lint", "--select", "limit-conn-too-low", conf)
     assert rules_of(out) == ["limit-conn-too-low"]
+
+
+def test_secret_files_readable_by_everyone(tmp_path):
+    """secret-readable (with --check-files): a private key or a ticket key every local
+    user can read; group-readable keys (Debian's ssl-cert group) are not reported."""
+    import shutil
+    pki = tmp_path / "pki"
+    pki.mkdir()
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:P-256", "-nodes", "-keyout", str(pki / "k.pem"),
+                    "-out", str(pki / "c.pem"), "-subj", "/CN=mail.example.test", "-days",
+                    "2"], check=True, capture_output=True)
+    (pki / "t.key").write_bytes(os.urandom(80))
+    conf = write(tmp_path, mail("    ssl_certificate pki/c.pem;\n"
+                                "    ssl_certificate_key pki/k.pem;\n"
+                                "    ssl_session_ticket_key pki/t.key;\n"
+                                "    server { listen 127.0.0.1:995 ssl; protocol pop3; }\n"
+                                "    server { listen 127.0.0.1:993 ssl; protocol imap; }\n"))
+    os.chmod(pki / "k.pem", 0o644)
+    os.chmod(pki / "t.key", 0o640)
+    rc, out, err = cli("lint", "--check-files", conf, cwd=str(tmp_path))
+    assert rules_of(out) == ["secret-readable"], out + err      # once, for two servers
+    assert f'{conf}:5:5: warning: private key "{pki}/k.pem" is readable by every user ' \
+           f'of this machine (mode 0644) [secret-readable]' in out
+    os.chmod(pki / "k.pem", 0o600)
+    os.chmod(pki / "t.key", 0o604)
+    rc, out, err = cli("lint", "--check-files", conf, cwd=str(tmp_path))
+    assert rules_of(out) == ["secret-readable"] and "session ticket key" in out, out
+    os.chmod(pki / "t.key", 0o600)
+    assert cli("lint", "--check-files", conf, cwd=str(tmp_path))[:2] == (0, "")
+    # without --check-files nothing is opened
+    os.chmod(pki / "k.pem", 0o644)
+    assert cli("lint", conf, cwd=str(tmp_path))[:2] == (0, "")
+    shutil.rmtree(pki)

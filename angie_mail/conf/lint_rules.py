@@ -218,6 +218,8 @@ def check(an, context: str = "main") -> list:
                    "proxy_ssl_verify on; with proxy_ssl_trusted_certificate and "
                    "proxy_ssl_name", pos=srv.pos)
         _abuse(sc, srv, seen)
+        if an.check_files:
+            _secret_files(sc, srv, lv, mail)
         if srv.ssl:
             st = sc.stmt_of("ssl_protocols", lv, mail)
             if st is None:
@@ -230,6 +232,27 @@ def check(an, context: str = "main") -> list:
                            'use "ssl_protocols TLSv1.2 TLSv1.3;"')
     _default_protocols(sc, default_weak)
     return sc.out
+
+
+def _secret_files(sc, srv, lv, mail) -> None:
+    """Private keys and ticket keys that every local user can read (--check-files)."""
+    files = [("ssl_certificate_key", p, "private key") for p in srv.ssl_certificate_key]
+    files += [("ssl_session_ticket_key", p, "session ticket key")
+              for p in srv.ssl_session_ticket_key]
+    t = srv.proxy_ssl
+    if t is not None and t.certificate_key:
+        files.append(("proxy_ssl_certificate_key", t.certificate_key, "private key"))
+    for name, path, what in files:
+        try:
+            mode = os.stat(path).st_mode
+        except OSError:
+            continue                    # -t's business
+        if mode & 0o004:
+            sc.add("secret-readable",
+                   f'{what} "{path}" is readable by every user of this machine '
+                   f'(mode {mode & 0o777:04o})', sc.stmt_of(name, lv, mail),
+                   f"chmod o-rwx {path}: the master reads it as root before the workers "
+                   f"start", pos=srv.pos)
 
 
 # the fewest sessions per key a limit_conn should allow: IMAP clients open several
