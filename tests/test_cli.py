@@ -463,3 +463,51 @@ def test_start_up_pid_file_error_as_nginx(tmp_path, main):
     conf = write(tmp_path, f"load_module {oracle.MAIL_MODULE};\n{main}events {{}}\n")
     theirs, ours = _both(conf, "-e", "/dev/null", test=False, pid="/nonexistent/dir/x.pid")
     assert ours == theirs and ours[0] == 1
+
+
+NO_LIBSSL = """
+import builtins, ctypes, io, sys
+real_open, real_cdll = builtins.open, ctypes.CDLL
+def fake_open(path, *a, **k):
+    if path == "/proc/self/maps":
+        return io.StringIO("")
+    return real_open(path, *a, **k)
+class FakeCDLL:                         # an interpreter that exports no OpenSSL symbols
+    def __init__(self, name, *a, **k):
+        if name is not None:
+            raise OSError(name)
+builtins.open = fake_open
+ctypes.CDLL = FakeCDLL
+import angie_mail.proxy.ossl
+builtins.open, ctypes.CDLL = real_open, real_cdll
+from angie_mail.cli import main
+sys.argv = ["angie-mail"] + sys.argv[1:]
+sys.exit(main())
+"""
+
+
+def test_without_a_reachable_libssl_plain_text_still_works(tmp_path):
+    """An interpreter whose ssl module has OpenSSL linked in (no libssl.so to call):
+    plain-text configurations are unaffected; a TLS server is refused by -t with the
+    reason, not a traceback."""
+    conf = tmp_path / "plain.conf"
+    conf.write_text("events {}\nmail {\n    auth_http 127.0.0.1:9000;\n"
+                    "    server { listen 127.0.0.1:110; protocol pop3; }\n}\n")
+    r = subprocess.run([sys.executable, "-c", NO_LIBSSL, "-t", "-c", str(conf)],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and "test is successful" in r.stderr, r.stderr
+    key = tmp_path / "k.pem"
+    cert = tmp_path / "c.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:P-256", "-nodes", "-keyout", str(key), "-out",
+                    str(cert), "-subj", "/CN=x", "-days", "2"], check=True,
+                   capture_output=True)
+    tls = tmp_path / "tls.conf"
+    tls.write_text("events {}\nmail {\n    auth_http 127.0.0.1:9000;\n"
+                   f"    ssl_certificate {cert};\n    ssl_certificate_key {key};\n"
+                   "    server { listen 127.0.0.1:995 ssl; protocol pop3; }\n}\n")
+    r = subprocess.run([sys.executable, "-c", NO_LIBSSL, "-t", "-c", str(tls)],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1, r.stderr
+    assert "TLS cannot be served here: Python's ssl module is not linked to a shared " \
+           "OpenSSL library" in r.stderr and "Traceback" not in r.stderr, r.stderr

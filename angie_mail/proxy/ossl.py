@@ -42,13 +42,45 @@ def _library_paths():
 
 def _load():
     paths = _library_paths()
-    if "libssl.so" not in paths or "libcrypto.so" not in paths:
-        raise OpenSSLUnavailable("Python's ssl module is not linked to a shared OpenSSL "
-                                 "library (libssl.so)")
-    return ctypes.CDLL(paths["libssl.so"]), ctypes.CDLL(paths["libcrypto.so"])
+    if "libssl.so" in paths and "libcrypto.so" in paths:
+        return ctypes.CDLL(paths["libssl.so"]), ctypes.CDLL(paths["libcrypto.so"])
+    # an interpreter with OpenSSL linked in (no libssl.so mapped): its symbols, if the
+    # interpreter exports them
+    try:
+        me = ctypes.CDLL(None)
+        if hasattr(me, "SSL_CONF_cmd") and hasattr(me, "OpenSSL_version_num"):
+            return me, me
+    except OSError:
+        pass
+    raise OpenSSLUnavailable("Python's ssl module is not linked to a shared OpenSSL "
+                             "library (libssl.so) whose functions angie-mail can call")
 
 
-libssl, libcrypto = _load()
+class _Missing:
+    """Stands for the library where it cannot be reached: functions can be declared,
+    and calling one raises OpenSSLUnavailable (plain-text servers never call them)."""
+
+    def __init__(self, reason: str):
+        self.reason = reason
+
+    def __getattr__(self, name):
+        return _MissingFunction(self.reason)
+
+
+class _MissingFunction:
+    def __init__(self, reason: str):
+        self.reason = reason
+
+    def __call__(self, *args):
+        raise OpenSSLUnavailable(self.reason)
+
+
+try:
+    libssl, libcrypto = _load()
+    AVAILABLE, REASON = True, ""
+except OpenSSLUnavailable as e:
+    libssl = libcrypto = _Missing(str(e))
+    AVAILABLE, REASON = False, str(e)
 
 
 def _fn(lib, name, restype, *argtypes):
@@ -60,8 +92,10 @@ def _fn(lib, name, restype, *argtypes):
 
 P = c_void_p
 OpenSSL_version_num = _fn(libcrypto, "OpenSSL_version_num", c_ulong)
-if OpenSSL_version_num() != ssl.OPENSSL_VERSION_NUMBER:
-    raise OpenSSLUnavailable("the OpenSSL library found is not the one Python's ssl uses")
+if AVAILABLE and OpenSSL_version_num() != ssl.OPENSSL_VERSION_NUMBER:
+    REASON = "the OpenSSL library found is not the one Python's ssl module uses"
+    AVAILABLE = False
+    libssl = libcrypto = _Missing(REASON)
 
 ERR_get_error_all = _fn(libcrypto, "ERR_get_error_all", c_ulong, P, P, P,
                         POINTER(c_char_p), POINTER(c_int))

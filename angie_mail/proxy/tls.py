@@ -46,6 +46,8 @@ def check_ciphers(ciphers: str):
     """(nginx's message or None, OpenSSL security level): nginx sets the cipher list
     first, and its ``@SECLEVEL=N`` then applies to the keys and DH parameters loaded
     after it."""
+    if not ossl.AVAILABLE:
+        return f"TLS cannot be served here: {ossl.REASON}", 0
     c, p = _scratch()
     ossl.ERR_clear_error()
     if ossl.SSL_CTX_set_cipher_list(p, ciphers.encode()) != 1:
@@ -56,6 +58,13 @@ def check_ciphers(ciphers: str):
 def check_backend_ciphers(ciphers: str):
     """The proxy_ssl cipher list (TLS to the backend, proxy.backend_tls)."""
     c = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    if not ossl.AVAILABLE:              # TLS to the backend needs only the ssl module
+        try:
+            c.set_ciphers(ciphers)
+        except ssl.SSLError:
+            return (f'SSL_CTX_set_cipher_list("{ciphers}") failed '
+                    f'(SSL: error:0A0000B9:SSL routines::no cipher match)')
+        return None
     p = ossl.ctx_ptr(c)
     ossl.ERR_clear_error()
     if ossl.SSL_CTX_set_cipher_list(p, ciphers.encode()) != 1:
@@ -65,7 +74,7 @@ def check_backend_ciphers(ciphers: str):
 
 def certificate_compression_supported() -> bool:
     """SSL_CTX_compress_certs exists from OpenSSL 3.2 on."""
-    return hasattr(ossl.libssl, "SSL_CTX_compress_certs")
+    return ossl.AVAILABLE and hasattr(ossl.libssl, "SSL_CTX_compress_certs")
 
 
 def set_curves(p: int, curves: str) -> str | None:
@@ -80,6 +89,8 @@ def check_tls_settings(v: dict):
     """(message, Pos or None) for a TLS setting OpenSSL refuses, else None (the cipher
     list is checked before, with check_ciphers).  The ssl_conf_command lines go, in
     order, through SSL_CONF_cmd on one context, as nginx applies them."""
+    if not ossl.AVAILABLE:
+        return None                     # (check_ciphers said so for this server)
     curve = v["ssl_ecdh_curve"]
     if curve != "auto":
         _c, p = _scratch()
