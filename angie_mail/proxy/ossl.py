@@ -114,7 +114,6 @@ SSL_CTX_set_options = _fn(libssl, "SSL_CTX_set_options", c_uint64, P, c_uint64)
 SSL_CTX_clear_options = _fn(libssl, "SSL_CTX_clear_options", c_uint64, P, c_uint64)
 SSL_CTX_ctrl = _fn(libssl, "SSL_CTX_ctrl", c_long, P, c_int, c_long, P)
 SSL_CTX_set_cipher_list = _fn(libssl, "SSL_CTX_set_cipher_list", c_int, P, c_char_p)
-SSL_CTX_set_ciphersuites = _fn(libssl, "SSL_CTX_set_ciphersuites", c_int, P, c_char_p)
 SSL_CTX_get_security_level = _fn(libssl, "SSL_CTX_get_security_level", c_int, P)
 SSL_CTX_use_certificate_chain_file = _fn(libssl, "SSL_CTX_use_certificate_chain_file",
                                          c_int, P, c_char_p)
@@ -139,7 +138,6 @@ SSL_CONF_CTX_finish = _fn(libssl, "SSL_CONF_CTX_finish", c_int, P)
 SSL_get_SSL_CTX = _fn(libssl, "SSL_get_SSL_CTX", P, P)
 SSL_get_verify_result = _fn(libssl, "SSL_get_verify_result", c_long, P)
 SSL_get_servername = _fn(libssl, "SSL_get_servername", c_char_p, P, c_int)
-SSL_session_reused = _fn(libssl, "SSL_session_reused", c_int, P)
 i2d_SSL_SESSION = _fn(libssl, "i2d_SSL_SESSION", c_int, P, POINTER(c_char_p))
 d2i_SSL_SESSION = _fn(libssl, "d2i_SSL_SESSION", P, P, POINTER(c_char_p), c_long)
 SSL_SESSION_get_id = _fn(libssl, "SSL_SESSION_get_id", P, P, POINTER(c_uint))
@@ -167,7 +165,6 @@ CTRL_MODE = 33
 CTRL_SET_SESS_CACHE_SIZE = 42
 CTRL_SET_SESS_CACHE_MODE = 44
 CTRL_SET_GROUPS_LIST = 92
-CTRL_SET_SIGALGS_LIST = 98
 CTRL_SET_MIN_PROTO_VERSION = 123
 CTRL_SET_MAX_PROTO_VERSION = 124
 
@@ -181,7 +178,6 @@ VERIFY_PEER = 0x01
 # SSL_CONF_CTX flags, as nginx sets them (ngx_ssl_conf_commands)
 CONF_FLAGS = 0x2 | 0x8 | 0x4 | 0x20 | 0x10     # FILE SERVER CLIENT CERTIFICATE SHOW_ERRORS
 
-X509_V_OK = 0
 ERR_TXT_STRING = 0x02
 
 
@@ -223,11 +219,12 @@ def ctx_ptr(context: ssl.SSLContext) -> int:
     return p
 
 
-def ssl_ptr(obj: ssl.SSLObject) -> int:
-    """The SSL* of an ssl.SSLObject (its _ssl._SSLSocket: header, socket weakref, SSL*)."""
+def ssl_ptr(obj: ssl.SSLObject, ctx: int) -> int:
+    """The SSL* of an ssl.SSLObject (its _ssl._SSLSocket: header, socket weakref, SSL*)
+    made from the context whose SSL_CTX* is ``ctx``."""
     inner = obj._sslobj
     p = c_void_p.from_address(id(inner) + _HEAD + ctypes.sizeof(c_void_p)).value
-    if not p or SSL_get_SSL_CTX(p) != ctx_ptr(obj.context):
+    if not p or SSL_get_SSL_CTX(p) != ctx:
         raise OpenSSLUnavailable("cannot find the SSL of an ssl.SSLObject")
     return p
 
@@ -305,10 +302,6 @@ def hmac_params(key: bytes):
     arr[1] = OSSL_PARAM(b"key", PARAM_OCTET_STRING, ctypes.cast(kbuf, c_void_p), len(key),
                         PARAM_UNMODIFIED)
     return arr, (digest, kbuf)
-
-
-def version() -> str:
-    return ssl.OPENSSL_VERSION
 
 
 X509_verify_cert_error_string = _fn(libcrypto, "X509_verify_cert_error_string", c_char_p,

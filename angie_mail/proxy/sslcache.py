@@ -193,14 +193,18 @@ def _now() -> int:
     return int(time.time())
 
 
+def _session_id(sess) -> bytes:
+    n = ctypes.c_uint()
+    idp = ossl.SSL_SESSION_get_id(sess, ctypes.byref(n))
+    return ctypes.string_at(idp, n.value)
+
+
 def _callbacks(store: SessionStore):
     """OpenSSL's new/get/remove session callbacks over ``store``."""
 
     def new(_ssl, sess):
         try:
-            n = ctypes.c_uint()
-            idp = ossl.SSL_SESSION_get_id(sess, ctypes.byref(n))
-            sid = ctypes.string_at(idp, n.value)
+            sid = _session_id(sess)
             size = ossl.i2d_SSL_SESSION(sess, None)
             if 0 < size <= MAX_SESSION:
                 buf = ctypes.create_string_buffer(size)
@@ -224,9 +228,7 @@ def _callbacks(store: SessionStore):
 
     def remove(_ctx, sess):
         try:
-            n = ctypes.c_uint()
-            idp = ossl.SSL_SESSION_get_id(sess, ctypes.byref(n))
-            store.remove(ctypes.string_at(idp, n.value))
+            store.remove(_session_id(sess))
         except Exception:
             pass
 

@@ -92,19 +92,15 @@ def check_tls_settings(v: dict):
     if not ossl.AVAILABLE:
         return None                     # (check_ciphers said so for this server)
     curve = v["ssl_ecdh_curve"]
-    if curve != "auto":
-        _c, p = _scratch()
-        problem = set_curves(p, curve)
-        if problem:
-            return problem, None
     commands = v["ssl_conf_command"]
-    if commands:
-        _c, p = _scratch()
+    if curve == "auto" and not commands:
+        return None
+    _c, p = _scratch()
+    problem = set_curves(p, curve) if curve != "auto" else None
+    if problem is None and commands:
         problem = ossl.conf_commands(p, [(n, val) for n, val, _pos in commands])
-        if problem:
-            # OpenSSL's errors carry no position in nginx
-            return problem, None
-    return None
+    # OpenSSL's errors carry no position in nginx
+    return (problem, None) if problem else None
 
 
 # --- contexts -------------------------------------------------------------------------
@@ -145,7 +141,7 @@ def _alpn_cb(want: bytes):
 class ServerTls:
     """A server's TLS context and what must live as long as it (ctypes callbacks, the
     buffers they use)."""
-    __slots__ = ("context", "ptr", "keep", "__weakref__")
+    __slots__ = ("context", "ptr", "keep")
 
     def __init__(self, context: ssl.SSLContext, ptr: int):
         self.context = context

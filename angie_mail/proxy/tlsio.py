@@ -104,11 +104,15 @@ class TlsEngine(asyncio.Protocol):
         self.pending_plain = []         # decrypted before the app protocol was attached
         self.eof_pending = False        # the client's EOF came before the app protocol
         self.lost = None                # (exc,): the connection ended before it
+        self._ssl = None                # its SSL*, once asked for (ossl)
 
     # --- what ssl does not report -----------------------------------------------------
 
     def _ptr(self) -> int:
-        return ossl.ssl_ptr(self.conn)
+        p = self._ssl
+        if p is None:
+            p = self._ssl = ossl.ssl_ptr(self.conn, self.ctx.ptr)
+        return p
 
     def verify_result(self) -> int:
         """OpenSSL's verification result of the client certificate (0: ok or none)."""
@@ -123,9 +127,6 @@ class TlsEngine(asyncio.Protocol):
 
     def server_name(self) -> bytes:
         return ossl.SSL_get_servername(self._ptr(), 0) or b""
-
-    def session_reused(self) -> bool:
-        return self.conn.session_reused
 
     # --- raw side --------------------------------------------------------------------------
 
@@ -265,24 +266,19 @@ class TlsEngine(asyncio.Protocol):
     def app_write(self, data):
         if self.closing or self.raw is None or not data:
             return
-        try:
-            if len(data) <= SLICE:
-                self.conn.write(data)
-            else:
-                # record by record, each to the socket as nginx's SSL_write does: the
-                # memory BIO keeps the capacity of the most it ever held, and the
-                # transport keeps the whole of a buffer it could not send at once
-                view = memoryview(data)
-                write = self.conn.write
-                while view:
-                    write(view[:SLICE])
-                    view = view[SLICE:]
-                    self.flush()
+        # record by record, each to the socket as nginx's SSL_write does: the memory
+        # BIO keeps the capacity of the most it ever held, and the transport keeps the
+        # whole of a buffer it could not send at once
+        view = memoryview(data)
+        write = self.conn.write
+        while view:
+            try:
+                write(view[:SLICE])
+            except (ssl.SSLError, ValueError):
+                self.abort()
                 return
-        except (ssl.SSLError, ValueError):
-            self.abort()
-            return
-        self.flush()
+            view = view[SLICE:]
+            self.flush()
 
     def flush(self):
         out = self.outgoing.read()
