@@ -16,6 +16,15 @@ import pytest
 from proxy.harness import AuthServer, Proxy, free_port, ok_response
 
 
+def mail_block(auth_url, pki, port, lines=()) -> str:
+    """mail {} with one POP3 server on implicit TLS and the test certificate."""
+    extra = "".join(f"    {l}\n" for l in lines)
+    return (f"mail {{\n    auth_http {auth_url};\n"
+            f"    ssl_certificate {pki['server_rsa_crt']};\n"
+            f"    ssl_certificate_key {pki['server_rsa_key']};\n{extra}"
+            f"    server {{ listen 127.0.0.1:{port} ssl; protocol pop3; }}\n}}\n")
+
+
 @pytest.fixture
 def two_workers(tmp_path, pki, backend):
     auth = AuthServer(lambda req: ok_response(backend.port))
@@ -23,11 +32,7 @@ def two_workers(tmp_path, pki, backend):
 
     def start(lines=()):
         port = free_port()
-        extra = "".join(f"    {l}\n" for l in lines)
-        block = (f"mail {{\n    auth_http {auth.url};\n"
-                 f"    ssl_certificate {pki['server_rsa_crt']};\n"
-                 f"    ssl_certificate_key {pki['server_rsa_key']};\n{extra}"
-                 f"    server {{ listen 127.0.0.1:{port} ssl; protocol pop3; }}\n}}\n")
+        block = mail_block(auth.url, pki, port, lines)
         d = tmp_path / f"p{len(started)}"
         d.mkdir()
         p = Proxy(d, block, main="worker_processes 2;\n", workers=True).start()
@@ -242,14 +247,9 @@ def test_sessions_resume_between_nginx_and_angie_mail(tmp_path, pki, backend, ke
         lines += ["ssl_verify_client optional;", f"ssl_client_certificate {pki['ca']};"]
     auth = AuthServer(lambda req: ok_response(backend.port))
     ng_port = free_port()
-    extra = "".join(f"    {l}\n" for l in lines)
-    block = (f"mail {{\n    auth_http {auth.url};\n"
-             f"    ssl_certificate {pki['server_rsa_crt']};\n"
-             f"    ssl_certificate_key {pki['server_rsa_key']};\n{extra}"
-             f"    server {{ listen 127.0.0.1:{ng_port} ssl; protocol pop3; }}\n}}\n")
     d = tmp_path / "nginx"
     d.mkdir()
-    ng = Nginx(d, block).start()
+    ng = Nginx(d, mail_block(auth.url, pki, ng_port, lines)).start()
     try:
         port, _ = two_workers(lines)
         reused, from_nginx = session(ng_port, version)
