@@ -17,16 +17,22 @@ from ..proxy.listeners import BindError, open_socket, plan
 from . import pidfile
 
 
+def _uvloop():
+    """The uvloop module when installed and not turned off (ANGIE_MAIL_EVENT_LOOP=asyncio
+    forces asyncio's loop, for comparisons), else None."""
+    if os.environ.get("ANGIE_MAIL_EVENT_LOOP") == "asyncio":
+        return None
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop
+
+
 def new_event_loop():
-    """uvloop's loop when installed (faster I/O), asyncio's otherwise
-    (ANGIE_MAIL_EVENT_LOOP=asyncio forces asyncio's, for comparisons)."""
-    if os.environ.get("ANGIE_MAIL_EVENT_LOOP") != "asyncio":
-        try:
-            import uvloop
-            return uvloop.new_event_loop()
-        except ImportError:
-            pass
-    return asyncio.new_event_loop()
+    """uvloop's loop when available (faster I/O), asyncio's otherwise."""
+    uvloop = _uvloop()
+    return uvloop.new_event_loop() if uvloop is not None else asyncio.new_event_loop()
 
 
 def prepare(config, o, startup: StartupLog) -> bool:
@@ -71,13 +77,9 @@ def preload(config) -> None:
         import setproctitle  # noqa: F401
     except ImportError:
         pass
-    if os.environ.get("ANGIE_MAIL_EVENT_LOOP") != "asyncio":
-        # new_event_loop runs in the worker: an import failing there (nobody cannot read
-        # the installation) would silently leave the worker on asyncio's slower loop
-        try:
-            import uvloop  # noqa: F401
-        except ImportError:
-            pass
+    # new_event_loop runs in the worker: an import failing there (nobody cannot read the
+    # installation) would silently leave the worker on asyncio's slower loop
+    _uvloop()
     servers = config.servers
     if any(s.ssl for s in servers):
         # what the workers use for client certificates (TlsInfo, Auth-SSL-*, PROXY v2

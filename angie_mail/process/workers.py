@@ -55,8 +55,7 @@ class Master:
         sockets = open_sockets(cfg, self.o)
         if sockets is None or not prepare(cfg, self.o, self.startup):
             return 1
-        if cfg.main.user is not None and os.geteuid() == 0:
-            preload(cfg)                # workers will not be able to import as that user
+        self.preload(cfg)
         if any(s.metrics_listen for s in cfg.servers):
             from ..proxy import metrics
             metrics.make_dir(cfg.main.user)     # one directory for every worker's counts
@@ -80,6 +79,13 @@ class Master:
             pidfile.remove(cfg.main.pid, os.getpid())
             from ..proxy import metrics
             metrics.remove_dir()
+
+    @staticmethod
+    def preload(cfg) -> None:
+        """Workers of this configuration will run as another user and may not be able
+        to import from the installation: import for them now."""
+        if cfg.main.user is not None and os.geteuid() == 0:
+            preload(cfg)
 
     def worker_count(self, cfg) -> int:
         return max(cfg.main.worker_processes, 1)
@@ -215,8 +221,7 @@ class Master:
         config, _ = load_for_run(self.o, _ToLog(self.log))
         if config is None or not prepare(config, self.o, _ToLog(self.log)):
             return                                    # keep the old configuration
-        if config.main.user is not None and os.geteuid() == 0:
-            preload(config)             # what the new workers may need that the old did not
+        self.preload(config)            # what the new workers may need that the old did not
         new_sockets = plan(config.servers)
         old = {_sock_key(ls): ls for ls in self.sockets}
         opened = []
