@@ -685,3 +685,16 @@ def tls_session(pki, port, cert=None, key=None):
     except (ssl.SSLError, ConnectionResetError):
         pass
     return s, data
+
+
+def wait_exited(pids, timeout: float = 10.0) -> None:
+    """Until the processes ``pids`` are gone (old workers after a reload)."""
+    deadline = time.monotonic() + timeout
+    for pid in pids:
+        while True:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                break
+            assert time.monotonic() < deadline, f"process {pid} did not exit"
+            time.sleep(0.02)

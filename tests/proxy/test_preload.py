@@ -14,7 +14,7 @@ import ssl
 import time
 
 from dns_server import zone
-from proxy.harness import AuthServer, Proxy, free_port, ok_response
+from proxy.harness import AuthServer, Proxy, free_port, ok_response, wait_exited
 
 
 def _maps(pid: int) -> str:
@@ -34,6 +34,9 @@ def test_libraries_follow_the_configuration_across_a_reload(tmp_path, pki, dns_s
     p = Proxy(tmp_path, plain, main="worker_processes 1;\n", workers=True).start()
     try:
         assert "_rust.abi3.so" not in _maps(p.proc.pid)     # no certificate library
+        p.wait_log("start worker process")
+        old = [int(line.rsplit(" ", 1)[1]) for line in p.log().splitlines()
+               if "start worker process" in line]
         text = (f"daemon off;\npid {p.pid_path};\nerror_log {p.log_path} debug;\n"
                 f"worker_processes 1;\nevents {{}}\n"
                 f"mail {{\n    auth_http {auth.url};\n"
@@ -50,7 +53,7 @@ def test_libraries_follow_the_configuration_across_a_reload(tmp_path, pki, dns_s
         deadline = time.time() + 10
         while p.log().count("start worker process") < 2 and time.time() < deadline:
             time.sleep(0.02)
-        time.sleep(0.3)
+        wait_exited(old)                # only the new worker accepts from here on
         # the new worker resolves the SMTP client's name and serves TLS
         s = socket.create_connection(("127.0.0.1", smtp), timeout=5)
         assert s.recv(200) == b"220 proxyhost ESMTP ready\r\n"
