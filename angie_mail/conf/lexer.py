@@ -31,19 +31,19 @@ from .tree import Stmt, Word
 
 CONF_BUFFER = 4096   # NGX_CONF_BUFFER
 
-_SPACE = re.compile(r"[ \t\r\n]*")
+# whitespace and whole comments before the next statement, in one step; a comment near
+# nginx's buffer size is left to the general path (which knows the buffer arithmetic)
+_SKIP = re.compile(r"[ \t\r\n]*(?:#[^\n]{0,4000}(?![^\n])[ \t\r\n]*)*")
 # the rest of a bare word: ordinary bytes, "\X" pairs, "$" followed by any "{"s
 _BARE = re.compile(r"(?:[^ \t\r\n;{\\$]+|\\[\s\S]|\$\{*)*")
 _DQ_BODY = re.compile(r'[^"\\]*(?:\\[\s\S][^"\\]*)*')
 _SQ_BODY = re.compile(r"[^'\\]*(?:\\[\s\S][^'\\]*)*")
 # a whole statement of plain words on one line, up to its ";" or "{" (the common case);
 # anything unusual (quotes, escapes, "$", comments, other whitespace) takes the slow path
-_FAST_STMT = re.compile(
-    r"([^\s;{}\"'\\$#][^\s;{\"'\\$]*(?:[ \t]+[^\s;{}\"'\\$#][^\s;{\"'\\$]*)*)[ \t]*([;{])")
-# the same with quoted words too ("...", '...' without escapes, on the line); a quoted
-# word must be followed by a space, ";" or "{" (nginx's rule; ")" takes the slow path)
+# (plain words, or "..." and '...' without escapes, on the line); a quoted word must be
+# followed by a space, ";" or "{" (nginx's rule; ")" takes the slow path)
 _W = r"""(?:[^\s;{}"'\\$#][^\s;{"'\\$]*|"[^"\\\n]*"|'[^'\\\n]*')"""
-_FAST_QSTMT = re.compile(r"(" + _W + r"(?:[ \t]+" + _W + r")*)[ \t]*([;{])")
+_FAST_STMT = re.compile(_SKIP.pattern + r"(" + _W + r"(?:[ \t]+" + _W + r")*)[ \t]*([;{])")
 _FAST_WORD = re.compile(r""""([^"\n]*)"|'([^'\n]*)'|[^ \t]+""")
 _ESCAPE = re.compile(r"\\([\"'\\trn])")
 _ESCAPES = {'"': '"', "'": "'", "\\": "\\", "t": "\t", "r": "\r", "n": "\n"}
@@ -131,10 +131,9 @@ def lex(src: Source):
     words = []        # words of the statement being read (slow path)
     run = []          # statements ended by ";" since the last "{" or "}"
     st_line = st_col = 0
-    space_match = _SPACE.match
+    skip_match = _SKIP.match
     bare_match = _BARE.match
     fast_match = _FAST_STMT.match
-    qfast_match = _FAST_QSTMT.match
     qword_iter = _FAST_WORD.finditer
     new = tuple.__new__         # a NamedTuple without its Python-level __new__
     count = text.count
@@ -165,45 +164,36 @@ def lex(src: Source):
         return fail('unexpected end of file, expecting ";" or "}"', line + count("\n", counted, n))
 
     while True:
-        pos = space_match(text, pos).end()
-        if pos >= n:
-            if words:
-                yield from eof_error()
-            elif depth:
-                yield from fail('unexpected end of file, expecting "}"',
-                                line + count("\n", counted, n))
-            else:
-                if run:
-                    yield Tok("DIRECTIVES", run)
-                yield Tok("END", None)
-            return
-
-        nl = count("\n", counted, pos)
-        if nl:
-            line += nl
-            line_start = text.rfind("\n", counted, pos) + 1
-        counted = pos
-
         if not words:
-            # fast path: a statement of plain words on one line ("listen 110;", "mail {")
+            # fast path: whitespace and comments, then a statement of plain or simply
+            # quoted words on one line ("listen 110;", 'server_name "a b";', "mail {")
             m = fast_match(text, pos)
-            quoted = m is None
-            if quoted:
-                m = qfast_match(text, pos)
-            if m is not None and m.end() - pos < 4000:
+            if m is not None and m.end() - m.start(1) < 4000:
+                spos = m.start(1)
+                nl = count("\n", counted, spos)
+                if nl:
+                    line += nl
+                    line_start = text.rfind("\n", counted, spos) + 1
+                counted = spos
                 body = m.group(1)
-                col = pos - line_start + 1
-                if quoted:
+                col = spos - line_start + 1
+                if '"' in body or "'" in body:
+                    # (no backslashes here: the regular expression leaves escapes to
+                    # the general path)
                     ws = []
                     for wm in qword_iter(body):
                         dq, sq = wm.groups()
-                        at = wm.start()
+                        at = col + wm.start()
                         if dq is not None:
-                            ws.append(new(Word, (decode_word(dq), '"', line, col + at)))
+                            ws.append(new(Word, (dq if dq.isascii() else display(dq), '"',
+                                                 line, at)))
                         elif sq is not None:
-                            ws.append(new(Word, (decode_word(sq), "'", line, col + at)))
+                            ws.append(new(Word, (sq if sq.isascii() else display(sq), "'",
+                                                 line, at)))
                         else:
-                            ws.append(new(Word, (decode_word(wm.group()), "", line, col + at)))
+                            v = wm.group()
+                            ws.append(new(Word, (v if v.isascii() else display(v), "",
+                                                 line, at)))
                     ws = tuple(ws)
                 elif " " in body or "\t" in body:
                     # (the regular expression leaves no other whitespace in ``body``);
@@ -235,6 +225,25 @@ def lex(src: Source):
                         run = []
                     yield Tok("BLOCK_START", BlockHead(ws, fname, line, col, line))
                 continue
+
+        pos = skip_match(text, pos).end()
+        if pos >= n:
+            if words:
+                yield from eof_error()
+            elif depth:
+                yield from fail('unexpected end of file, expecting "}"',
+                                line + count("\n", counted, n))
+            else:
+                if run:
+                    yield Tok("DIRECTIVES", run)
+                yield Tok("END", None)
+            return
+
+        nl = count("\n", counted, pos)
+        if nl:
+            line += nl
+            line_start = text.rfind("\n", counted, pos) + 1
+        counted = pos
 
         ch = text[pos]
 
