@@ -2,7 +2,9 @@
 
 Like nginx, the lexer reads one whole statement per step: the words up to a ``;`` (a
 DIRECTIVE), up to a ``{`` (a BLOCK_START), or a lone ``}`` (BLOCK_END).  The Lark grammar
-in ``grammar/nginx.lark`` nests them.  Every rule below is nginx's:
+in ``grammar/nginx.lark`` nests them; a block that holds only statements ended by ``;``
+(most ``server {}`` blocks) is closed by the lexer itself and reaches the parser as one
+statement of the enclosing run.  Every rule below is nginx's:
 
 * words end only at space, TAB, CR, LF, ``;`` or ``{`` (``foo}`` and ``a}b`` are words);
 * ``#`` starts a comment only where a word could start (``mail#1`` is a word);
@@ -30,6 +32,9 @@ from ..errors import ConfError
 from .tree import Stmt, Word
 
 CONF_BUFFER = 4096   # NGX_CONF_BUFFER
+# blocks of plain statements are closed by the lexer itself (most server{} blocks): the
+# tree is the same as the parser's, at a fraction of the cost; the tests compare both
+FOLD_BLOCKS = True
 
 # whitespace and whole comments before the next statement, in one step; a comment near
 # nginx's buffer size is left to the general path (which knows the buffer arithmetic)
@@ -129,7 +134,13 @@ def lex(src: Source):
     line_start = 0    # offset where line ``line`` starts
     depth = 0
     words = []        # words of the statement being read (slow path)
-    run = []          # statements ended by ";" since the last "{" or "}"
+    run = []          # statements ended by ";" (and whole blocks) since the last "{"/"}"
+    # the innermost open block while it holds only statements ended by ";": if it closes
+    # so, the lexer makes it one statement of the enclosing run (``outer``) and the parser
+    # never sees it; a nested "{" hands it to the parser as BLOCK_START
+    head = None
+    outer = None
+    fold = FOLD_BLOCKS
     st_line = st_col = 0
     skip_match = _SKIP.match
     bare_match = _BARE.match
@@ -141,6 +152,10 @@ def lex(src: Source):
     def fail(message, at_line):
         err = ConfError(message, fname, at_line, where="cmdline" if param else "file",
                         kind="syntax")
+        if head is not None:
+            if outer:
+                yield Tok("DIRECTIVES", outer)
+            yield Tok("BLOCK_START", head)
         if run:
             yield Tok("DIRECTIVES", run)
         for _ in range(depth):
@@ -220,10 +235,19 @@ def lex(src: Source):
                     return
                 else:
                     depth += 1
-                    if run:
-                        yield Tok("DIRECTIVES", run)
-                        run = []
-                    yield Tok("BLOCK_START", BlockHead(ws, fname, line, col, line))
+                    if head is not None:
+                        if outer:
+                            yield Tok("DIRECTIVES", outer)
+                        yield Tok("BLOCK_START", head)
+                        head = None
+                    if fold:
+                        outer = run
+                        head = BlockHead(ws, fname, line, col, line)
+                    else:
+                        if run:
+                            yield Tok("DIRECTIVES", run)
+                        yield Tok("BLOCK_START", BlockHead(ws, fname, line, col, line))
+                    run = []
                 continue
 
         pos = skip_match(text, pos).end()
@@ -265,10 +289,16 @@ def lex(src: Source):
                     yield from fail('unexpected "}"', line)
                     return
                 depth -= 1
-                if run:
-                    yield Tok("DIRECTIVES", run)
-                    run = []
-                yield Tok("BLOCK_END", line)
+                if head is not None:
+                    outer.append(new(Stmt, (head.words, head.file, head.line, head.col,
+                                            head.end_line, tuple(run), line, ())))
+                    run = outer
+                    head = outer = None
+                else:
+                    if run:
+                        yield Tok("DIRECTIVES", run)
+                        run = []
+                    yield Tok("BLOCK_END", line)
             elif not words:
                 yield from fail(f'unexpected "{ch}"', line)
                 return
@@ -283,10 +313,20 @@ def lex(src: Source):
                 return
             else:
                 depth += 1
-                if run:
-                    yield Tok("DIRECTIVES", run)
-                    run = []
-                yield Tok("BLOCK_START", BlockHead(tuple(words), fname, st_line, st_col, line))
+                if head is not None:
+                    if outer:
+                        yield Tok("DIRECTIVES", outer)
+                    yield Tok("BLOCK_START", head)
+                    head = None
+                if fold:
+                    outer = run
+                    head = BlockHead(tuple(words), fname, st_line, st_col, line)
+                else:
+                    if run:
+                        yield Tok("DIRECTIVES", run)
+                    yield Tok("BLOCK_START", BlockHead(tuple(words), fname, st_line, st_col,
+                                                       line))
+                run = []
                 words = []
             pos += 1
             continue

@@ -106,3 +106,37 @@ def test_the_lexer_fast_paths_change_nothing(text):
     assert fast.stmts == slow.stmts, text
     assert (fast.error and fast.error.text()) == (slow.error and slow.error.text()), text
 
+
+@settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(WORDISH, max_size=40).map(" ".join))
+def test_blocks_closed_by_the_lexer_give_the_parsers_tree(text):
+    """Blocks of plain statements are closed by the lexer instead of the LALR parser:
+    the tree, the close lines, the errors and where they are reported are the same as
+    when the parser nests every block (unclosed and stray braces included)."""
+    from angie_mail.conf import lexer
+    folded = parse_string(text, includes=False).main
+    lexer.FOLD_BLOCKS = False
+    try:
+        nested = parse_string(text, includes=False).main
+    finally:
+        lexer.FOLD_BLOCKS = True
+    assert folded.stmts == nested.stmts, text
+    assert (folded.error and folded.error.text()) == (nested.error and nested.error.text()), \
+        text
+
+
+@settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])
+@given(trees())
+def test_nested_blocks_closed_by_the_lexer_give_the_parsers_tree(tree):
+    from angie_mail.conf import lexer
+    text = _text(tree)
+    for cut in (len(text), len(text) // 2, len(text) * 3 // 4):   # whole, and unclosed
+        folded = parse_string(text[:cut], includes=False).main
+        lexer.FOLD_BLOCKS = False
+        try:
+            nested = parse_string(text[:cut], includes=False).main
+        finally:
+            lexer.FOLD_BLOCKS = True
+        assert folded.stmts == nested.stmts, text[:cut]
+        assert (folded.error and folded.error.text()) == \
+            (nested.error and nested.error.text()), text[:cut]
