@@ -262,77 +262,85 @@ def _server(an, srv: Level, v: dict, main: Main) -> Server:
     if v.get("ssl_enable"):
         listens = tuple(l._replace(ssl=True) for l in listens)
     logs = v.get("error_log")
+    protocol = v["protocol"]
     pop3_auth = v["pop3_auth"]
     pop3_caps = _tuple(v["pop3_capabilities"])
+    imap_auth = v["imap_auth"]
+    imap_caps = _tuple(v["imap_capabilities"])
+    user_tags = _tuple(v["error_log_user_tag"]) if "error_log_user_tag" in v else ()
+    max_commands = v.get("max_commands", 1000) if an.dialect != "nginx" else 1 << 62
     throttle, conns = guard.settings(v, v.get("limit_conn_zones", {}))
-    return Server(
-        pos=Pos(srv.file, srv.line),
-        protocol=v["protocol"],
-        listens=listens,
-        server_name=name,
-        timeout_ms=v["timeout"],
-        error_log=_tuple(logs) if logs else main.error_log,
-        error_log_user_tag=_tuple(v["error_log_user_tag"]) if "error_log_user_tag" in v else (),
-        resolver=v["resolver"],
-        resolver_timeout_ms=v["resolver_timeout"],
-        max_errors=v["max_errors"],
-        max_commands=v.get("max_commands", 1000) if an.dialect != "nginx" else 1 << 62,
-        auth_http=v["auth_http"],
-        auth_http_timeout_ms=v["auth_http_timeout"],
-        auth_http_header=_tuple(v["auth_http_header"]),
-        auth_http_pass_client_cert=v["auth_http_pass_client_cert"],
-        auth_http_keepalive=v.get("auth_http_keepalive", 0),
-        proxy=v["proxy"],
-        proxy_buffer=v["proxy_buffer"],
-        proxy_timeout_ms=v["proxy_timeout"],
-        proxy_pass_error_message=v["proxy_pass_error_message"],
-        xclient=v["xclient"],
-        proxy_smtp_auth=v["proxy_smtp_auth"],
-        proxy_protocol=v["proxy_protocol"],
-        set_real_ip_from=_tuple(v["set_real_ip_from"]),
-        pop3_auth=pop3_auth,
-        pop3_capabilities=pop3_caps,
-        pop3_client_buffer=v.get("pop3_client_buffer", 128),
-        imap_auth=v["imap_auth"],
-        imap_capabilities=_tuple(v["imap_capabilities"]),
-        imap_client_buffer=v["imap_client_buffer"],
-        smtp_auth=v["smtp_auth"],
-        smtp_capabilities=_tuple(v["smtp_capabilities"]),
-        smtp_client_buffer=v["smtp_client_buffer"],
-        smtp_greeting_delay_ms=v["smtp_greeting_delay"],
-        starttls=v["starttls"],
-        ssl=_ssl_mode(v) is not None,
-        ssl_certificate=_tuple(v["ssl_certificate"]),
-        ssl_certificate_key=_tuple(v["ssl_certificate_key"]),
-        ssl_passwords=_tuple(v["ssl_password_file"]),
-        ssl_protocols=v["ssl_protocols"],
-        ssl_ciphers=v["ssl_ciphers"],
-        ssl_prefer_server_ciphers=v["ssl_prefer_server_ciphers"],
-        ssl_ecdh_curve=v["ssl_ecdh_curve"],
-        ssl_dhparam=v["ssl_dhparam"],
-        ssl_certificate_compression=v.get("ssl_certificate_compression", False),
-        ssl_session_cache=SessionCache(bc[0], bc[1], sc[0], sc[1]),
-        ssl_session_tickets=v["ssl_session_tickets"],
-        ssl_session_ticket_key=_tuple(v["ssl_session_ticket_key"]),
-        ssl_session_timeout=v["ssl_session_timeout"],
-        ssl_verify_client=v["ssl_verify_client"],
-        ssl_verify_depth=v["ssl_verify_depth"],
-        ssl_client_certificate=v["ssl_client_certificate"],
-        ssl_trusted_certificate=v["ssl_trusted_certificate"],
-        ssl_crl=v["ssl_crl"],
-        ssl_conf_command=_tuple(v["ssl_conf_command"]),
-        login_events=v.get("login_events", ""),
-        metrics_listen=v.get("metrics_listen"),
-        proxy_ssl=backend_tls.settings(v),
-        auth_throttle=throttle,
-        limit_conn=conns,
-        limit_conn_dry_run=v.get("limit_conn_dry_run", False),
-        limit_conn_log_level=v.get("limit_conn_log_level", "error"),
-        smtp_refuse_auth=v.get("smtp_refuse_auth", False),
-        pop3=_pop3(pop3_auth, pop3_caps) if v["protocol"] == "pop3" else None,
-        imap=_imap(v["imap_auth"], _tuple(v["imap_capabilities"]))
-        if v["protocol"] == "imap" else None,
-    )
+    # Built positionally, in Server's field order (one field a line, named in the
+    # comment): a keyword call with its 65 names costs more than the rest of a
+    # server's merge.  tests/conf/test_merge_record.py checks that each field reads
+    # its own setting.
+    return tuple.__new__(Server, (
+        Pos(srv.file, srv.line),                            # pos
+        protocol,                                           # protocol
+        listens,                                            # listens
+        name,                                               # server_name
+        v["timeout"],                                       # timeout_ms
+        _tuple(logs) if logs else main.error_log,           # error_log
+        user_tags,                                          # error_log_user_tag
+        v["resolver"],                                      # resolver
+        v["resolver_timeout"],                              # resolver_timeout_ms
+        v["max_errors"],                                    # max_errors
+        max_commands,                                       # max_commands
+        v["auth_http"],                                     # auth_http
+        v["auth_http_timeout"],                             # auth_http_timeout_ms
+        _tuple(v["auth_http_header"]),                      # auth_http_header
+        v["auth_http_pass_client_cert"],                    # auth_http_pass_client_cert
+        v.get("auth_http_keepalive", 0),                    # auth_http_keepalive
+        v["proxy"],                                         # proxy
+        v["proxy_buffer"],                                  # proxy_buffer
+        v["proxy_timeout"],                                 # proxy_timeout_ms
+        v["proxy_pass_error_message"],                      # proxy_pass_error_message
+        v["xclient"],                                       # xclient
+        v["proxy_smtp_auth"],                               # proxy_smtp_auth
+        v["proxy_protocol"],                                # proxy_protocol
+        _tuple(v["set_real_ip_from"]),                      # set_real_ip_from
+        pop3_auth,                                          # pop3_auth
+        pop3_caps,                                          # pop3_capabilities
+        v.get("pop3_client_buffer", 128),                   # pop3_client_buffer
+        imap_auth,                                          # imap_auth
+        imap_caps,                                          # imap_capabilities
+        v["imap_client_buffer"],                            # imap_client_buffer
+        v["smtp_auth"],                                     # smtp_auth
+        _tuple(v["smtp_capabilities"]),                     # smtp_capabilities
+        v["smtp_client_buffer"],                            # smtp_client_buffer
+        v["smtp_greeting_delay"],                           # smtp_greeting_delay_ms
+        v["starttls"],                                      # starttls
+        _ssl_mode(v) is not None,                           # ssl
+        _tuple(v["ssl_certificate"]),                       # ssl_certificate
+        _tuple(v["ssl_certificate_key"]),                   # ssl_certificate_key
+        _tuple(v["ssl_password_file"]),                     # ssl_passwords
+        v["ssl_protocols"],                                 # ssl_protocols
+        v["ssl_ciphers"],                                   # ssl_ciphers
+        v["ssl_prefer_server_ciphers"],                     # ssl_prefer_server_ciphers
+        v["ssl_ecdh_curve"],                                # ssl_ecdh_curve
+        v["ssl_dhparam"],                                   # ssl_dhparam
+        v.get("ssl_certificate_compression", False),        # ssl_certificate_compression
+        SessionCache(bc[0], bc[1], sc[0], sc[1]),           # ssl_session_cache
+        v["ssl_session_tickets"],                           # ssl_session_tickets
+        _tuple(v["ssl_session_ticket_key"]),                # ssl_session_ticket_key
+        v["ssl_session_timeout"],                           # ssl_session_timeout
+        v["ssl_verify_client"],                             # ssl_verify_client
+        v["ssl_verify_depth"],                              # ssl_verify_depth
+        v["ssl_client_certificate"],                        # ssl_client_certificate
+        v["ssl_trusted_certificate"],                       # ssl_trusted_certificate
+        v["ssl_crl"],                                       # ssl_crl
+        _tuple(v["ssl_conf_command"]),                      # ssl_conf_command
+        _pop3(pop3_auth, pop3_caps) if protocol == "pop3" else None,  # pop3
+        _imap(imap_auth, imap_caps) if protocol == "imap" else None,  # imap
+        v.get("login_events", ""),                          # login_events
+        v.get("metrics_listen"),                            # metrics_listen
+        backend_tls.settings(v),                            # proxy_ssl
+        throttle,                                           # auth_throttle
+        conns,                                              # limit_conn
+        v.get("limit_conn_dry_run", False),                 # limit_conn_dry_run
+        v.get("limit_conn_log_level", "error"),             # limit_conn_log_level
+        v.get("smtp_refuse_auth", False),                   # smtp_refuse_auth
+    ))
 
 
 @lru_cache(maxsize=256)
