@@ -56,7 +56,8 @@ def merge(an) -> Config:
     mail = an.mail or Level(Ctx.MAIL)
     defaults = _defaults(an.dialect)
     mail_vals = mail.values
-    merged = [(srv, {**defaults, **mail_vals, **srv.values}) for srv in an.servers]
+    inherited = {**defaults, **mail_vals}
+    merged = [(srv, {**inherited, **srv.values}) for srv in an.servers]
 
     # core
     for srv, v in merged:
