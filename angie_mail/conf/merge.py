@@ -18,6 +18,7 @@ import socket
 from functools import lru_cache
 
 from ..errors import ConfError
+from ..imap.capa import imap_replies
 from ..pop3.capa import pop3_replies
 from .level import Level
 from .modules.core import default_user
@@ -344,13 +345,14 @@ def _server(an, srv: Level, v: dict, main: Main) -> Server:
     ))
 
 
+# the replies depend only on these settings, which many servers share
 @lru_cache(maxsize=256)
 def _pop3(auth, caps):
     return pop3_replies(auth, caps)
 
 
+@lru_cache(maxsize=256)
 def _imap(auth, caps):
-    from ..imap.capa import imap_replies
     return imap_replies(auth, caps)
 
 
