@@ -252,10 +252,6 @@ def _main(an) -> Main:
     )
 
 
-def _tuple(x):
-    return x if type(x) is tuple else tuple(x)
-
-
 def _server(an, srv: Level, v: dict, main: Main) -> Server:
     name = v["server_name"] or an.hostname or hostname()
     bc = v.get("ssl_session_cache_builtin", ("none", 0))
@@ -266,10 +262,10 @@ def _server(an, srv: Level, v: dict, main: Main) -> Server:
     logs = v.get("error_log")
     protocol = v["protocol"]
     pop3_auth = v["pop3_auth"]
-    pop3_caps = _tuple(v["pop3_capabilities"])
+    pop3_caps = tuple(v["pop3_capabilities"])
     imap_auth = v["imap_auth"]
-    imap_caps = _tuple(v["imap_capabilities"])
-    user_tags = _tuple(v["error_log_user_tag"]) if "error_log_user_tag" in v else ()
+    imap_caps = tuple(v["imap_capabilities"])
+    user_tags = tuple(v["error_log_user_tag"]) if "error_log_user_tag" in v else ()
     max_commands = v.get("max_commands", 1000) if an.dialect != "nginx" else 1 << 62
     throttle, conns = guard.settings(v, v.get("limit_conn_zones", {}))
     # Built positionally, in Server's field order (one field a line, named in the
@@ -282,7 +278,7 @@ def _server(an, srv: Level, v: dict, main: Main) -> Server:
         listens,                                            # listens
         name,                                               # server_name
         v["timeout"],                                       # timeout_ms
-        _tuple(logs) if logs else main.error_log,           # error_log
+        tuple(logs) if logs else main.error_log,            # error_log
         user_tags,                                          # error_log_user_tag
         v["resolver"],                                      # resolver
         v["resolver_timeout"],                              # resolver_timeout_ms
@@ -290,7 +286,7 @@ def _server(an, srv: Level, v: dict, main: Main) -> Server:
         max_commands,                                       # max_commands
         v["auth_http"],                                     # auth_http
         v["auth_http_timeout"],                             # auth_http_timeout_ms
-        _tuple(v["auth_http_header"]),                      # auth_http_header
+        tuple(v["auth_http_header"]),                       # auth_http_header
         v["auth_http_pass_client_cert"],                    # auth_http_pass_client_cert
         v.get("auth_http_keepalive", 0),                    # auth_http_keepalive
         v["proxy"],                                         # proxy
@@ -300,7 +296,7 @@ def _server(an, srv: Level, v: dict, main: Main) -> Server:
         v["xclient"],                                       # xclient
         v["proxy_smtp_auth"],                               # proxy_smtp_auth
         v["proxy_protocol"],                                # proxy_protocol
-        _tuple(v["set_real_ip_from"]),                      # set_real_ip_from
+        tuple(v["set_real_ip_from"]),                       # set_real_ip_from
         pop3_auth,                                          # pop3_auth
         pop3_caps,                                          # pop3_capabilities
         v.get("pop3_client_buffer", 128),                   # pop3_client_buffer
@@ -308,14 +304,14 @@ def _server(an, srv: Level, v: dict, main: Main) -> Server:
         imap_caps,                                          # imap_capabilities
         v["imap_client_buffer"],                            # imap_client_buffer
         v["smtp_auth"],                                     # smtp_auth
-        _tuple(v["smtp_capabilities"]),                     # smtp_capabilities
+        tuple(v["smtp_capabilities"]),                      # smtp_capabilities
         v["smtp_client_buffer"],                            # smtp_client_buffer
         v["smtp_greeting_delay"],                           # smtp_greeting_delay_ms
         v["starttls"],                                      # starttls
         _ssl_mode(v) is not None,                           # ssl
-        _tuple(v["ssl_certificate"]),                       # ssl_certificate
-        _tuple(v["ssl_certificate_key"]),                   # ssl_certificate_key
-        _tuple(v["ssl_password_file"]),                     # ssl_passwords
+        tuple(v["ssl_certificate"]),                        # ssl_certificate
+        tuple(v["ssl_certificate_key"]),                    # ssl_certificate_key
+        tuple(v["ssl_password_file"]),                      # ssl_passwords
         v["ssl_protocols"],                                 # ssl_protocols
         v["ssl_ciphers"],                                   # ssl_ciphers
         v["ssl_prefer_server_ciphers"],                     # ssl_prefer_server_ciphers
@@ -324,14 +320,14 @@ def _server(an, srv: Level, v: dict, main: Main) -> Server:
         v.get("ssl_certificate_compression", False),        # ssl_certificate_compression
         SessionCache(bc[0], bc[1], sc[0], sc[1]),           # ssl_session_cache
         v["ssl_session_tickets"],                           # ssl_session_tickets
-        _tuple(v["ssl_session_ticket_key"]),                # ssl_session_ticket_key
+        tuple(v["ssl_session_ticket_key"]),                 # ssl_session_ticket_key
         v["ssl_session_timeout"],                           # ssl_session_timeout
         v["ssl_verify_client"],                             # ssl_verify_client
         v["ssl_verify_depth"],                              # ssl_verify_depth
         v["ssl_client_certificate"],                        # ssl_client_certificate
         v["ssl_trusted_certificate"],                       # ssl_trusted_certificate
         v["ssl_crl"],                                       # ssl_crl
-        _tuple(v["ssl_conf_command"]),                      # ssl_conf_command
+        tuple(v["ssl_conf_command"]),                       # ssl_conf_command
         _pop3(pop3_auth, pop3_caps) if protocol == "pop3" else None,  # pop3
         _imap(imap_auth, imap_caps) if protocol == "imap" else None,  # imap
         v.get("login_events", ""),                          # login_events

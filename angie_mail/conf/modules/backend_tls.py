@@ -3,7 +3,7 @@ as nginx's ``proxy_ssl_*`` directives of the http and stream proxies."""
 
 from __future__ import annotations
 
-from ..model import Pos
+from ..model import BackendTls, Pos
 from ..registry import EXTENSION, Args, Ctx, Merge, row
 from ..slots import bitmask_slot, enum_slot, flag_slot, path_slot, str_slot
 from .ssl import PROTOCOL_WORDS, password_file
@@ -31,7 +31,6 @@ def proxy_password_file(an, st, lv, d):
 def settings(v: dict):
     """The merged values as the model's BackendTls, or None with proxy_ssl off (or in
     a dialect without the directives)."""
-    from ..model import BackendTls
     mode = v.get("proxy_ssl", "off")
     if mode == "off":
         return None

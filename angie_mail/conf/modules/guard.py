@@ -147,6 +147,9 @@ def trust(an, st, lv, d):
 def settings(v: dict, zones: dict):
     """(auth_throttle settings or None, limit_conn tuple) of a merged server."""
     t = v.get("auth_throttle")
+    limits = v.get("limit_conn")
+    if t is None and not limits:
+        return None, ()
     throttle = None
     if t is not None:
         throttle = AuthThrottle(zone=t[0], addr=t[1], login=t[2], pair=t[3], delay=t[4],
@@ -155,7 +158,7 @@ def settings(v: dict, zones: dict):
                                 log_level=v["auth_throttle_log_level"],
                                 mask_login=v["auth_throttle_mask_login"], pos=t[6])
     conns = tuple(LimitConn(zone=name, key=zones.get(name, ""), number=n, pos=pos)
-                  for name, n, pos in v.get("limit_conn") or ())
+                  for name, n, pos in limits or ())
     return throttle, conns
 
 
