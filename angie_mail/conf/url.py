@@ -4,6 +4,7 @@ and set_real_ip_from.  Host names are resolved at configuration time, as nginx d
 from __future__ import annotations
 
 import ipaddress
+import re
 import socket
 from typing import NamedTuple
 
@@ -107,10 +108,34 @@ def system_lookup(host: str, port: int) -> list | None:
     return out or None
 
 
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+# "a.b.c.d:port" written canonically (no leading zeros, octets up to 255, a port
+# of 1 to 5 digits): the common form of listen and auth_http addresses, which every
+# option of parse_url reads the same way
+_PLAIN_INET4 = re.compile(rf"({_OCTET}\.{_OCTET}\.{_OCTET}\.{_OCTET}):([1-9][0-9]{{0,4}})")
+
+
 def parse_url(text: str, *, listen: bool = False, uri_part: bool = False,
               default_port: int = 0, no_resolve: bool = False,
               port_ranges: bool = True) -> Url:
     """ngx_parse_url; on failure ``err`` holds nginx's reason ("invalid port", ...)."""
+    m = _PLAIN_INET4.fullmatch(text)
+    if m is not None:
+        port = int(m[2])
+        if port <= 65535:
+            # what _parse_inet finds for it, without its general steps
+            u = Url(text)
+            u.host = host = m[1]
+            u.port = port
+            u.wildcard = host == "0.0.0.0"
+            u.addrs = [Addr(socket.AF_INET, host, port, text)]
+            return u
+    return _parse_url(text, listen, uri_part, default_port, no_resolve, port_ranges)
+
+
+def _parse_url(text: str, listen: bool, uri_part: bool, default_port: int,
+               no_resolve: bool, port_ranges: bool) -> Url:
+    """parse_url for any text."""
     u = Url(text)
     if len(text) >= 5 and text[:5].lower() == "unix:":
         return _parse_unix(u, uri_part)
