@@ -182,11 +182,13 @@ class Analyzer:
     def walk(self, parsed: Parsed, stmts, ctx: Ctx, lv: Level) -> None:
         reg = self.reg
         reg_ctx = reg.by_ctx[ctx]
+        lint = self.mode == "lint"
         for st in stmts:
             if self.reg is not reg:            # load_module made more names known
                 reg = self.reg
                 reg_ctx = reg.by_ctx[ctx]
-            name = st.words[0].value
+            words = st.words
+            name = words[0].value
             if name == "include":
                 self.include(parsed, st, ctx, lv)
                 continue
@@ -201,7 +203,9 @@ class Analyzer:
                 if st.block:
                     self.opaque(parsed, st.block)
                 continue
-            if not self.check_form(st, d):
+            # check_form's test, inline: it passes for nearly every statement
+            if (d.is_block != (st.block is not None) or len(words) - 1 not in d.nargs) \
+                    and not self.check_form(st, d):
                 continue
             if d.handler is None:           # generic: known to Angie, not analysed
                 if name in _ZONE_DIRECTIVES and not ctx & (Ctx.MAIL | Ctx.SERVER):
@@ -226,7 +230,7 @@ class Analyzer:
                 continue
             if d.field is not None:
                 lv.extra.setdefault("stmts", {})[d.field] = st
-            if self.mode == "lint" and d.extension:
+            if lint and d.extension:
                 # names of Angie's http and stream modules are "not allowed here" in mail
                 said = (f'"{d.name}" directive is not allowed here'
                         if registry("angie").known(d.name) else

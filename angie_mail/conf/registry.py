@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from dataclasses import field as _dcfield
 from functools import lru_cache
 import os
+import sys
 from typing import Any, Callable, Optional
 
 DIALECTS = ("angie-mail", "angie", "nginx")
@@ -133,24 +134,14 @@ class Args(enum.Flag):
         return " or ".join(counts) if counts else "none"
 
 
-class _AnyCount:
-    """"N or more" as a container of argument counts."""
-    __slots__ = ("least",)
-
-    def __init__(self, least: int):
-        self.least = least
-
-    def __contains__(self, n: int) -> bool:
-        return n >= self.least
-
-
 _TAKE = (Args.NOARGS, Args.TAKE1, Args.TAKE2, Args.TAKE3, Args.TAKE4, Args.TAKE5,
          Args.TAKE6, Args.TAKE7)
 _TAKE_BITS = tuple(t.value for t in _TAKE)
 _BLOCK, _ANYARGS, _ONEMORE, _TWOMORE, _FLAG = (Args.BLOCK.value, Args.ANYARGS.value,
                                                Args.ONEMORE.value, Args.TWOMORE.value,
                                                Args.FLAG.value)
-_ANY_COUNT = (_AnyCount(0), _AnyCount(1), _AnyCount(2))
+# "N or more" argument counts (a range answers "in" without a Python call)
+_ANY_COUNT = (range(0, sys.maxsize), range(1, sys.maxsize), range(2, sys.maxsize))
 _FLAG_COUNT = frozenset((1,))
 
 
