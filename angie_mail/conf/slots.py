@@ -7,6 +7,8 @@ raises :class:`~angie_mail.conf.registry.Fail` with nginx's message on error.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from .registry import Fail
 from .values import atoi, cstr, parse_flag, parse_size, parse_time
 
@@ -66,8 +68,21 @@ def value_slot(parse, message: str):
 
 num_slot = value_slot(atoi, '"{name}" directive invalid number')
 size_slot = value_slot(parse_size, '"{name}" directive invalid value')
-msec_slot = value_slot(lambda v: parse_time(v, False), '"{name}" directive invalid value')
-sec_slot = value_slot(lambda v: parse_time(v, True), '"{name}" directive invalid value')
+
+
+# the same few times recur server after server
+@lru_cache(maxsize=1024)
+def _msec(v: str) -> int | None:
+    return parse_time(v, False)
+
+
+@lru_cache(maxsize=1024)
+def _sec(v: str) -> int | None:
+    return parse_time(v, True)
+
+
+msec_slot = value_slot(_msec, '"{name}" directive invalid value')
+sec_slot = value_slot(_sec, '"{name}" directive invalid value')
 
 
 def enum_slot(words):
@@ -89,12 +104,22 @@ def bitmask_slot(words_for_dialect):
     warning; several lines in one block OR together.  ``words_for_dialect(dialect)``
     gives the allowed canonical words."""
     cache = {}
+    # (dialect, words) -> the set of a block's first line that neither repeats a
+    # word nor fails: configurations repeat the same few lines server after server
+    first_lines = {}
 
     def handler(an, st, lv, d):
+        cur = lv.values.get(d.field)
+        if cur is None:
+            key = (an.dialect, tuple([w.value for w in st.words[1:]]))
+            done = first_lines.get(key)
+            if done is not None:
+                lv.values[d.field] = done
+                return
         allowed = cache.get(an.dialect)
         if allowed is None:
             allowed = cache[an.dialect] = {w.lower(): w for w in words_for_dialect(an.dialect)}
-        cur = lv.values.get(d.field)
+        clean = cur is None
         cur = set(cur) if cur is not None else set()
         for w in st.words[1:]:
             v = cstr(w.value)
@@ -103,8 +128,11 @@ def bitmask_slot(words_for_dialect):
                 raise Fail(f'invalid value "{v}"')
             if canon in cur:
                 an.warn(f'duplicate value "{v}"', st)
+                clean = False
             cur.add(canon)
-        lv.values[d.field] = frozenset(cur)
+        lv.values[d.field] = done = frozenset(cur)
+        if clean and len(first_lines) < 1024:
+            first_lines[key] = done
     return handler
 
 

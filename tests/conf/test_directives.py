@@ -110,6 +110,28 @@ def test_bitmask_lines_in_one_block_or_together_and_server_replaces():
     assert server("pop3_auth external;", mail=["pop3_auth apop;"]).pop3_auth == {"external"}
 
 
+
+def test_bitmask_lines_seen_before_read_the_same():
+    """A block's first line is remembered from an earlier block: the warnings,
+    errors and OR-ing of every later block must be those of a first reading."""
+    lines = ["pop3_auth apop plain;", "pop3_auth apop apop;", "pop3_auth APOP plain;",
+             "pop3_auth xoauth2;", "pop3_auth apop plain; pop3_auth cram-md5;"]
+    body = "".join(f"    server {{ protocol pop3; listen 127.0.0.1:{110 + i}; {l} }}\n"
+                   for i, l in enumerate(lines * 2))
+    text = HEAD + body + "}\n"
+    for dialect in ("angie-mail", "nginx", "angie-mail"):
+        r = run(text, dialect, mode="lint")
+        found = [(f.line, f.message) for f in r.findings]
+        if dialect == "nginx":
+            assert found == [(5, 'duplicate value "apop"'), (7, 'invalid value "xoauth2"'),
+                             (10, 'duplicate value "apop"'), (12, 'invalid value "xoauth2"')]
+        else:
+            assert found == [(5, 'duplicate value "apop"'), (10, 'duplicate value "apop"')]
+            assert [set(s.pop3_auth) for s in r.config.servers] == [
+                {"apop", "plain"}, {"apop"}, {"apop", "plain"}, {"xoauth2"},
+                {"apop", "plain", "cram-md5"}] * 2
+
+
 def test_auth_http_inherited_as_a_whole():
     s = server("auth_http unix:/run/auth.sock:/check;")
     assert (s.auth_http.host_header, s.auth_http.uri, s.auth_http.addr.text) == \
