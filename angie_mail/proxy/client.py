@@ -895,6 +895,11 @@ class ClientConnection(asyncio.Protocol):
             self.exchange.cancel()
             self._auth_over()
         self.rt.connections.discard(self)
+        # the machine's log is a method of this connection and the backend refers to it
+        # too: let both go so that the connection is freed by reference counting, not
+        # left for the cyclic garbage collector
+        self.session = _Done
+        self.backend = None
 
     # --- graceful shutdown ---------------------------------------------------------------------
 
