@@ -37,7 +37,6 @@ UNAVAILABLE = b"[UNAVAILABLE]"
 MAX_ARGS = 11
 COMMANDS = frozenset((b"HELO", b"EHLO", b"QUIT", b"AUTH", b"NOOP", b"MAIL", b"RSET", b"RCPT",
                       b"VRFY", b"EXPN", b"HELP", b"STARTTLS"))
-_LETTERS = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
 _BAD = object()                     # a parse-level invalid line
 
 # continuation lines that follow an AUTH line, by mechanism and whether it carried an
@@ -59,9 +58,8 @@ def parse_command(line: bytes):
     n = len(word)
     if n != 4 and n != 8:
         return _BAD
-    for c in word:
-        if c not in _LETTERS:
-            return _BAD
+    if not word.isalpha():            # ASCII letters only, for bytes
+        return _BAD
     cmd = word.upper()
     if cmd not in COMMANDS:
         return _BAD
