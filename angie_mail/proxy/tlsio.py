@@ -224,6 +224,7 @@ class TlsEngine(asyncio.Protocol):
         if self.app is not None:
             app, self.app = self.app, None
             app.connection_lost(exc)
+            self.transport = None       # (it refers back to this engine: no cycle left)
         else:
             # gone between the handshake and the app protocol (a client that closes
             # right after its Finished): the app still hears of it when attached
@@ -258,6 +259,7 @@ class TlsEngine(asyncio.Protocol):
             if self.app is not None:
                 app, self.app = self.app, None
                 app.connection_lost(exc)
+                self.transport = None
             return
         if self.raw is not None and self.reading:
             self.raw.resume_reading()

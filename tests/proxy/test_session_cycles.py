@@ -18,7 +18,7 @@ import textwrap
 import pytest
 
 from proxy.harness import (AuthServer, Backend, ImapBackend, Proxy, SmtpBackend,
-                           fail_response, free_port, ok_response)
+                           client_ctx, fail_response, free_port, ok_response, tls_lines)
 
 WRAPPER = textwrap.dedent("""\
     import atexit, collections, gc, json, runpy, sys
@@ -41,7 +41,7 @@ SESSIONS = 12
 SESSION_KINDS = {"ClientConnection", "SocketTransport", "Backend", "Pop3Session",
                  "ImapSession", "SmtpSession", "SaslExchange", "Pop3BackendLogin",
                  "ImapBackendLogin", "SmtpBackendLogin", "SmtpFacts", "AuthExchange",
-                 "AuthConnection"}
+                 "AuthConnection", "TlsTransport", "TlsEngine", "SSLObject", "MemoryBIO"}
 
 
 @pytest.fixture
@@ -52,18 +52,15 @@ def backends():
         x.close()
 
 
-def test_finished_sessions_leave_no_cyclic_garbage(tmp_path, backends):
-    ports = {name: free_port() for name in backends}
-
+def _garbage_after(tmp_path, backends, servers: str, drive) -> dict:
+    """Run ``drive()`` against angie-mail serving ``servers`` (server {} blocks); the
+    kinds of session objects the cyclic collector found, counted at exit."""
     def decide(req):
         if req.get("Auth-Pass") != b"secret":
             return fail_response()
         return ok_response(backends[req["Auth-Protocol"].decode()].port)
 
     auth = AuthServer(decide)
-    servers = "".join(
-        f"    server {{\n        listen 127.0.0.1:{ports[name]};\n"
-        f"        protocol {name};\n    }}\n" for name in backends)
     mail = f"mail {{\n    auth_http {auth.url};\n    xclient off;\n{servers}}}\n"
     wrapper = tmp_path / "keep_garbage.py"
     wrapper.write_text(WRAPPER)
@@ -73,6 +70,26 @@ def test_finished_sessions_leave_no_cyclic_garbage(tmp_path, backends):
     p.args = [sys.executable, str(wrapper), str(out), *p.args[3:]]
     try:
         p.start()
+        drive()
+        p.wait_log("proxied session done")
+    finally:
+        p.stop()
+        auth.close()
+    assert p.proc.returncode == 0, p.proc.returncode
+    kinds = json.loads(out.read_text())          # written at exit, after the sessions
+    return {k: n for k, n in kinds.items() if k in SESSION_KINDS}
+
+
+def _server(port: int, protocol: str, *lines, ssl: bool = False) -> str:
+    extra = "".join(f"        {l}\n" for l in lines)
+    return (f"    server {{\n        listen 127.0.0.1:{port}{' ssl' if ssl else ''};\n"
+            f"        protocol {protocol};\n{extra}    }}\n")
+
+
+def test_finished_sessions_leave_no_cyclic_garbage(tmp_path, backends):
+    ports = {name: free_port() for name in backends}
+
+    def drive():
         for i in range(SESSIONS):
             # a rejected login and a relayed session of each protocol
             good = i % 2 == 0
@@ -106,11 +123,41 @@ def test_finished_sessions_leave_no_cyclic_garbage(tmp_path, backends):
                 assert smtp.docmd("AUTH", "PLAIN " + plain.decode())[0] == 535
                 smtp.close()
         assert len(backends["smtp"].messages) == SESSIONS // 2
-        p.wait_log("proxied session done")
-    finally:
-        p.stop()
-        auth.close()
-    assert p.proc.returncode == 0, p.proc.returncode
-    kinds = json.loads(out.read_text())          # written at exit, after the sessions
-    left = {k: n for k, n in kinds.items() if k in SESSION_KINDS}
+
+    servers = "".join(_server(ports[name], name) for name in backends)
+    left = _garbage_after(tmp_path, backends, servers, drive)
+    assert left == {}, left
+
+
+def test_finished_tls_sessions_leave_no_cyclic_garbage(tmp_path, backends, pki):
+    """The same over implicit TLS (POP3) and STARTTLS (IMAP)."""
+    pop3s, imap = free_port(), free_port()
+
+    def drive():
+        for i in range(SESSIONS):
+            good = i % 2 == 0
+            password = "secret" if good else "wrong"
+            pop = poplib.POP3_SSL("127.0.0.1", pop3s, timeout=5, context=client_ctx(pki))
+            pop.user("test@example.com")
+            if good:
+                pop.pass_(password)
+                assert pop.stat()[0] == 1
+                pop.quit()
+            else:
+                with pytest.raises(poplib.error_proto):
+                    pop.pass_(password)
+                pop.close()
+            c = imaplib.IMAP4("127.0.0.1", imap, timeout=5)
+            c.starttls(client_ctx(pki))
+            if good:
+                c.login("test@example.com", password)
+                c.logout()
+            else:
+                with pytest.raises(imaplib.IMAP4.error):
+                    c.login("test@example.com", password)
+                c.shutdown()
+
+    servers = (_server(pop3s, "pop3", *tls_lines(pki), ssl=True)
+               + _server(imap, "imap", "starttls on;", *tls_lines(pki)))
+    left = _garbage_after(tmp_path, backends, servers, drive)
     assert left == {}, left
