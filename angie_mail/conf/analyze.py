@@ -13,13 +13,12 @@ keeps going where the structure allows and collects every finding.
 
 from __future__ import annotations
 
-import gc
 from dataclasses import dataclass, field
 from typing import Optional
 
 from ..errors import ConfError
 from .level import Level
-from .parse import PARAM_NAME, parse_param
+from .parse import PARAM_NAME, NoGC, parse_param
 from .registry import BLOCK_CONTEXT, Ctx, Fail, registry
 from .tree import Parsed, Stmt
 from .values import cstr, parse_size
@@ -129,16 +128,11 @@ class Analyzer:
     # --- the walk ---------------------------------------------------------------------
 
     def run(self) -> Result:
-        gc_was = gc.isenabled()
-        gc.disable()
-        try:
+        with NoGC():
             try:
                 self._run()
             except _Stop:
                 pass
-        finally:
-            if gc_was:
-                gc.enable()
         res = Result(self.findings, None, self.parsed)
         if res.ok and self.merged is not None:
             res.config = self.merged
