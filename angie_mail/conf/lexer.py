@@ -179,6 +179,7 @@ def lex(src: Source):
         return fail('unexpected end of file, expecting ";" or "}"', line + count("\n", counted, n))
 
     while True:
+        ended = None      # ";" or "{" once a statement is read, with st_words, st_line...
         if not words:
             # fast path: whitespace and comments, then a statement of plain or simply
             # quoted words on one line ("listen 110;", 'server_name "a b";', "mail {")
@@ -225,65 +226,44 @@ def lex(src: Source):
                     ws = (new(Word, (body if body.isascii() else display(body), "", line,
                                      col)),)
                 pos = m.end()
-                if m.group(2) == ";":
-                    stmt = new(Stmt, (ws, fname, line, col, line, None, 0, ()))
-                    if on_include is not None and ws[0].value == "include":
-                        stmt = on_include(stmt)
-                    run.append(stmt)
-                elif param:
-                    yield from fail("block directives are not supported in -g option", 0)
-                    return
+                ended = m.group(2)
+                st_words, st_line, st_col = ws, line, col
+
+        if ended is None:
+            # the general path, one step at a time: blanks, a comment, a brace or a word
+            pos = skip_match(text, pos).end()
+            if pos >= n:
+                if words:
+                    yield from eof_error()
+                elif depth:
+                    yield from fail('unexpected end of file, expecting "}"',
+                                    line + count("\n", counted, n))
                 else:
-                    depth += 1
-                    if head is not None:
-                        if outer:
-                            yield Tok("DIRECTIVES", outer)
-                        yield Tok("BLOCK_START", head)
-                        head = None
-                    if fold:
-                        outer = run
-                        head = BlockHead(ws, fname, line, col, line)
-                    else:
-                        if run:
-                            yield Tok("DIRECTIVES", run)
-                        yield Tok("BLOCK_START", BlockHead(ws, fname, line, col, line))
-                    run = []
+                    if run:
+                        yield Tok("DIRECTIVES", run)
+                    yield Tok("END", None)
+                return
+
+            nl = count("\n", counted, pos)
+            if nl:
+                line += nl
+                line_start = text.rfind("\n", counted, pos) + 1
+            counted = pos
+
+            ch = text[pos]
+
+            if ch == "#":
+                end = text.find("\n", pos)
+                if end < 0:
+                    end = n
+                if end - pos >= CONF_BUFFER:
+                    msg = too_long(pos, end, n, "")
+                    if msg:
+                        yield from fail(msg, line)
+                        return
+                pos = end
                 continue
 
-        pos = skip_match(text, pos).end()
-        if pos >= n:
-            if words:
-                yield from eof_error()
-            elif depth:
-                yield from fail('unexpected end of file, expecting "}"',
-                                line + count("\n", counted, n))
-            else:
-                if run:
-                    yield Tok("DIRECTIVES", run)
-                yield Tok("END", None)
-            return
-
-        nl = count("\n", counted, pos)
-        if nl:
-            line += nl
-            line_start = text.rfind("\n", counted, pos) + 1
-        counted = pos
-
-        ch = text[pos]
-
-        if ch == "#":
-            end = text.find("\n", pos)
-            if end < 0:
-                end = n
-            if end - pos >= CONF_BUFFER:
-                msg = too_long(pos, end, n, "")
-                if msg:
-                    yield from fail(msg, line)
-                    return
-            pos = end
-            continue
-
-        if ch == ";" or ch == "{" or ch == "}":
             if ch == "}":
                 if words or depth == 0:
                     yield from fail('unexpected "}"', line)
@@ -299,83 +279,91 @@ def lex(src: Source):
                         yield Tok("DIRECTIVES", run)
                         run = []
                     yield Tok("BLOCK_END", line)
-            elif not words:
-                yield from fail(f'unexpected "{ch}"', line)
-                return
-            elif ch == ";":
-                stmt = Stmt(tuple(words), fname, st_line, st_col, line, None, 0, ())
-                if on_include is not None and words[0].value == "include":
-                    stmt = on_include(stmt)
-                run.append(stmt)
+                pos += 1
+                continue
+
+            if ch == ";" or ch == "{":
+                if not words:
+                    yield from fail(f'unexpected "{ch}"', line)
+                    return
+                ended = ch
+                st_words = tuple(words)
                 words = []
-            elif param:
-                yield from fail("block directives are not supported in -g option", 0)
-                return
+                pos += 1
             else:
-                depth += 1
-                if head is not None:
-                    if outer:
-                        yield Tok("DIRECTIVES", outer)
-                    yield Tok("BLOCK_START", head)
-                    head = None
-                if fold:
-                    outer = run
-                    head = BlockHead(tuple(words), fname, st_line, st_col, line)
-                else:
-                    if run:
-                        yield Tok("DIRECTIVES", run)
-                    yield Tok("BLOCK_START", BlockHead(tuple(words), fname, st_line, st_col,
-                                                       line))
-                run = []
-                words = []
-            pos += 1
-            continue
+                # a word starts here
+                wcol = pos - line_start + 1
+                if not words:
+                    st_line, st_col = line, wcol
 
-        # a word starts here
-        wcol = pos - line_start + 1
-        if not words:
-            st_line, st_col = line, wcol
+                if ch == '"' or ch == "'":
+                    start = pos + 1
+                    q = (_DQ_BODY if ch == '"' else _SQ_BODY).match(text, start).end()
+                    if q >= n:                                  # no closing quote
+                        msg = too_long(start, n, n, ch)
+                        if msg:
+                            yield from fail(msg, line)
+                        else:
+                            yield from eof_error()
+                        return
+                    after = q + 1
+                    nxt = text[after] if after < n else ""
+                    end = after + 1 if nxt in (" ", "\t", "\r", "\n") and nxt else after
+                    msg = too_long(start, end, q, ch)
+                    if msg:
+                        yield from fail(msg, line)
+                        return
+                    words.append(Word(decode_word(text[start:q]), ch, line, wcol))
+                    if nxt == "":
+                        yield from eof_error()
+                        return
+                    if nxt in (" ", "\t", "\r", "\n", ";", "{", ")"):
+                        pos = after
+                        continue
+                    yield from fail(f'unexpected "{display(nxt)}"',
+                                    line + count("\n", counted, after))
+                    return
 
-        if ch == '"' or ch == "'":
-            start = pos + 1
-            q = (_DQ_BODY if ch == '"' else _SQ_BODY).match(text, start).end()
-            if q >= n:                                  # no closing quote
-                msg = too_long(start, n, n, ch)
+                # bare word (may start with "\" or "$")
+                e = bare_match(text, pos).end()
+                if e >= n or text[e] == "\\":                   # end of input inside it
+                    msg = too_long(pos, n, n, "")
+                    if msg:
+                        yield from fail(msg, line)
+                    else:
+                        yield from eof_error()
+                    return
+                term = text[e]
+                msg = too_long(pos, e + 1 if term in (" ", "\t", "\r", "\n") else e, n, "")
                 if msg:
                     yield from fail(msg, line)
-                else:
-                    yield from eof_error()
-                return
-            after = q + 1
-            nxt = text[after] if after < n else ""
-            end = after + 1 if nxt in (" ", "\t", "\r", "\n") and nxt else after
-            msg = too_long(start, end, q, ch)
-            if msg:
-                yield from fail(msg, line)
-                return
-            words.append(Word(decode_word(text[start:q]), ch, line, wcol))
-            if nxt == "":
-                yield from eof_error()
-                return
-            if nxt in (" ", "\t", "\r", "\n", ";", "{", ")"):
-                pos = after
+                    return
+                words.append(Word(decode_word(text[pos:e]), "", line, wcol))
+                pos = e
                 continue
-            yield from fail(f'unexpected "{display(nxt)}"', line + count("\n", counted, after))
-            return
 
-        # bare word (may start with "\" or "$")
-        e = bare_match(text, pos).end()
-        if e >= n or text[e] == "\\":                   # end of input inside the word
-            msg = too_long(pos, n, n, "")
-            if msg:
-                yield from fail(msg, line)
+        # a statement ended by ";" or "{" (from either path)
+        if ended == ";":
+            stmt = new(Stmt, (st_words, fname, st_line, st_col, line, None, 0, ()))
+            if on_include is not None and st_words[0].value == "include":
+                stmt = on_include(stmt)
+            run.append(stmt)
+        elif param:
+            yield from fail("block directives are not supported in -g option", 0)
+            return
+        else:
+            depth += 1
+            if head is not None:        # the open block is not plain: the parser nests it
+                if outer:
+                    yield Tok("DIRECTIVES", outer)
+                yield Tok("BLOCK_START", head)
+                head = None
+            block = BlockHead(st_words, fname, st_line, st_col, line)
+            if fold:
+                outer = run
+                head = block
             else:
-                yield from eof_error()
-            return
-        term = text[e]
-        msg = too_long(pos, e + 1 if term in (" ", "\t", "\r", "\n") else e, n, "")
-        if msg:
-            yield from fail(msg, line)
-            return
-        words.append(Word(decode_word(text[pos:e]), "", line, wcol))
-        pos = e
+                if run:
+                    yield Tok("DIRECTIVES", run)
+                yield Tok("BLOCK_START", block)
+            run = []
