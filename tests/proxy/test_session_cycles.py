@@ -86,6 +86,29 @@ def _server(port: int, protocol: str, *lines, ssl: bool = False) -> str:
             f"        protocol {protocol};\n{extra}    }}\n")
 
 
+def _pop3(pop, good: bool) -> None:
+    """A POP3 login, relayed (and a STAT through the backend) or rejected."""
+    pop.user("test@example.com")
+    if good:
+        pop.pass_("secret")
+        assert pop.stat()[0] == 1
+        pop.quit()
+    else:
+        with pytest.raises(poplib.error_proto):
+            pop.pass_("wrong")
+        pop.close()
+
+
+def _imap(imap, good: bool) -> None:
+    if good:
+        imap.login("test@example.com", "secret")
+        imap.logout()
+    else:
+        with pytest.raises(imaplib.IMAP4.error):
+            imap.login("test@example.com", "wrong")
+        imap.shutdown()
+
+
 def test_finished_sessions_leave_no_cyclic_garbage(tmp_path, backends):
     ports = {name: free_port() for name in backends}
 
@@ -94,24 +117,8 @@ def test_finished_sessions_leave_no_cyclic_garbage(tmp_path, backends):
             # a rejected login and a relayed session of each protocol
             good = i % 2 == 0
             password = "secret" if good else "wrong"
-            pop = poplib.POP3("127.0.0.1", ports["pop3"], timeout=5)
-            pop.user("test@example.com")
-            if good:
-                pop.pass_(password)
-                assert pop.stat()[0] == 1
-                pop.quit()
-            else:
-                with pytest.raises(poplib.error_proto):
-                    pop.pass_(password)
-                pop.close()
-            imap = imaplib.IMAP4("127.0.0.1", ports["imap"], timeout=5)
-            if good:
-                imap.login("test@example.com", password)
-                imap.logout()
-            else:
-                with pytest.raises(imaplib.IMAP4.error):
-                    imap.login("test@example.com", password)
-                imap.shutdown()
+            _pop3(poplib.POP3("127.0.0.1", ports["pop3"], timeout=5), good)
+            _imap(imaplib.IMAP4("127.0.0.1", ports["imap"], timeout=5), good)
             smtp = smtplib.SMTP("127.0.0.1", ports["smtp"], timeout=5)
             smtp.ehlo("client.example")
             if good:
@@ -136,26 +143,11 @@ def test_finished_tls_sessions_leave_no_cyclic_garbage(tmp_path, backends, pki):
     def drive():
         for i in range(SESSIONS):
             good = i % 2 == 0
-            password = "secret" if good else "wrong"
-            pop = poplib.POP3_SSL("127.0.0.1", pop3s, timeout=5, context=client_ctx(pki))
-            pop.user("test@example.com")
-            if good:
-                pop.pass_(password)
-                assert pop.stat()[0] == 1
-                pop.quit()
-            else:
-                with pytest.raises(poplib.error_proto):
-                    pop.pass_(password)
-                pop.close()
+            _pop3(poplib.POP3_SSL("127.0.0.1", pop3s, timeout=5, context=client_ctx(pki)),
+                  good)
             c = imaplib.IMAP4("127.0.0.1", imap, timeout=5)
             c.starttls(client_ctx(pki))
-            if good:
-                c.login("test@example.com", password)
-                c.logout()
-            else:
-                with pytest.raises(imaplib.IMAP4.error):
-                    c.login("test@example.com", password)
-                c.shutdown()
+            _imap(c, good)
 
     servers = (_server(pop3s, "pop3", *tls_lines(pki), ssl=True)
                + _server(imap, "imap", "starttls on;", *tls_lines(pki)))
