@@ -45,6 +45,7 @@ def test_each_field_reads_its_own_setting():
             continue
         markers[_setting(field)] = [f"<{field}>"] if field in TUPLES else f"<{field}>"
     s = _build("smtp", **markers)
+    assert len(s) == len(Server._fields)
     for field in Server._fields:
         if field in COMPUTED:
             continue
