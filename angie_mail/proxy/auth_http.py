@@ -366,11 +366,11 @@ class AuthExchange:
     ``done(headers, error)`` is called once: headers is the list of (name, value), or
     error is a ResponseError / OSError / TimeoutError."""
 
-    __slots__ = ("loop", "poller", "conn", "sock", "fd", "request", "sent", "done", "buf",
+    __slots__ = ("timers", "poller", "conn", "sock", "fd", "request", "sent", "done", "buf",
                  "timer", "finished", "pool", "addr", "reused", "wants_write")
 
-    def __init__(self, loop, poller, request: bytes, done, pool=None):
-        self.loop = loop
+    def __init__(self, timers, poller, request: bytes, done, pool=None):
+        self.timers = timers            # the worker's Timers (timers.py)
         self.poller = poller
         self.wants_write = 0          # CONNECTING or SENDING while waiting for room
         self.request = request
@@ -387,7 +387,7 @@ class AuthExchange:
         self.reused = False
 
     def start(self, addr, timeout_s: float) -> None:
-        self.timer = self.loop.call_later(timeout_s, self._timeout)
+        self.timer = self.timers.call_later(timeout_s, self._timeout)
         self.addr = addr
         pool = self.pool
         if pool is not None:

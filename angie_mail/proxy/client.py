@@ -218,7 +218,7 @@ class ClientConnection(asyncio.Protocol):
             self.action = "in delay pipelining state"
             if self.session.pending():
                 return self.reject_before_greeting()
-            self.timer = self.rt.loop.call_later(delay / 1000.0, self.send_greeting)
+            self.timer = self.rt.timers.call_later(delay / 1000.0, self.send_greeting)
             self.resume()
             return
         self.send_greeting()
@@ -247,7 +247,7 @@ class ClientConnection(asyncio.Protocol):
     def arm_timer(self, ms: int) -> None:
         if self.timer is not None:
             self.timer.cancel()
-        self.timer = self.rt.loop.call_later(ms / 1000.0, self.on_timeout)
+        self.timer = self.rt.timers.call_later(ms / 1000.0, self.on_timeout)
 
     def cancel_timer(self) -> None:
         if self.timer is not None:
@@ -469,7 +469,7 @@ class ClientConnection(asyncio.Protocol):
             return True
         self._guard_log(t.log_level, f'login throttled by zone "{t.zone}": delayed '
                         f'{v.delay:g}s (failures: {counts}{trusted})', t.mask_login)
-        self.timer = self.rt.loop.call_later(v.delay, self.ask_auth)
+        self.timer = self.rt.timers.call_later(v.delay, self.ask_auth)
         return True
 
     def temp_failure(self, text: bytes) -> None:
@@ -571,7 +571,7 @@ class ClientConnection(asyncio.Protocol):
         rt.auth_requests += 1
         if self.counted:
             self.auth_started = mx.now()
-        self.exchange = auth_http.AuthExchange(self.rt.loop, self.rt.poller,
+        self.exchange = auth_http.AuthExchange(self.rt.timers, self.rt.poller,
                                                self.auth_request_bytes,
                                                self.on_auth_response, pool)
         self.exchange.start(srv.auth_http.addr, srv.auth_http_timeout_ms / 1000.0)
@@ -609,7 +609,7 @@ class ClientConnection(asyncio.Protocol):
             self.log("info", 'client login failed: "%s"'
                      % r.error.decode("utf-8", "backslashreplace"))
             if r.sleep:
-                self.timer = self.rt.loop.call_later(r.sleep, self.send_auth_error, r)
+                self.timer = self.rt.timers.call_later(r.sleep, self.send_auth_error, r)
             else:
                 self.send_auth_error(r)
             return
@@ -620,7 +620,7 @@ class ClientConnection(asyncio.Protocol):
             if not delay:
                 self.immediate_waits += 1
                 delay = 0 if self.immediate_waits <= 3 else 1
-            self.timer = self.rt.loop.call_later(delay, self.start_auth_request)
+            self.timer = self.rt.timers.call_later(delay, self.start_auth_request)
             return
         try:
             family, ip, port, name = auth_http.check_backend(
@@ -677,7 +677,7 @@ class ClientConnection(asyncio.Protocol):
                                     srv.proxy_buffer)
         header = self.outbound_proxy_header() if srv.proxy_protocol else None
         self.backend = Backend(self, machine, header)
-        self.timer = self.rt.loop.call_later(srv.timeout_ms / 1000.0, self.on_backend_timeout)
+        self.timer = self.rt.timers.call_later(srv.timeout_ms / 1000.0, self.on_backend_timeout)
         self.backend.connect(family, ip, port)
 
     def on_backend_timeout(self):
@@ -771,20 +771,19 @@ class ClientConnection(asyncio.Protocol):
         backend.start_relay()
         if self.write_paused:
             backend.pause_reading()
-        loop = self.rt.loop
-        self.last_activity = loop.time()
+        self.last_activity = self.rt.loop.time()
         self.relay_timeout = srv.proxy_timeout_ms / 1000.0
-        self.relay_timer = loop.call_later(self.relay_timeout, self.on_relay_timeout)
+        self.relay_timer = self.rt.timers.call_later(self.relay_timeout,
+                                                     self.on_relay_timeout)
         self.resume()
 
     def on_relay_timeout(self):
         if self.phase != RELAY:
             return
-        loop = self.rt.loop
-        idle = loop.time() - self.last_activity
+        idle = self.rt.loop.time() - self.last_activity
         if idle < self.relay_timeout:
-            self.relay_timer = loop.call_later(self.relay_timeout - idle,
-                                               self.on_relay_timeout)
+            self.relay_timer = self.rt.timers.call_later(self.relay_timeout - idle,
+                                                         self.on_relay_timeout)
             return
         self.log("info", "client timed out", ETIMEDOUT)
         self.end_relay()

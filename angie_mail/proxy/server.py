@@ -15,6 +15,7 @@ from ..log import ErrorLog
 from .client import ClientConnection
 from .poller import Poller
 from .sockio import plain_acceptor
+from .timers import Timers
 
 
 class Runtime:
@@ -37,6 +38,7 @@ class Runtime:
         self._resolvers: dict = {}       # id(conf.Resolver) -> (Resolver, its conf)
         self.metrics_server = None       # metrics_listen's HTTP server
         self.poller = Poller(loop)       # the proxied sockets (poller.py)
+        self.timers = Timers(loop)       # the sessions' deadlines (timers.py)
 
     def over_limit(self) -> bool:
         """Every socket a worker holds counts, as nginx's connections do: sessions,
