@@ -3,6 +3,7 @@ worker_rlimit_core read back from /proc of a running worker, and env."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -152,3 +153,45 @@ def test_working_directory_is_entered_as_the_workers_user(tmp_path):
                          rf'\(13: Permission denied\)\n', log)
     finally:
         p.stop()
+
+
+KEEP_FREEZE_COUNT = """\
+import gc, json, os, runpy, sys
+out = sys.argv.pop(1)
+_exit = os._exit
+
+def record_and_exit(code):
+    # workers end through os._exit: note what their collector leaves alone
+    with open(os.path.join(out, str(os.getpid())), "w") as f:
+        json.dump({"frozen": gc.get_freeze_count()}, f)
+    _exit(code)
+
+os._exit = record_and_exit
+sys.argv[0] = "angie-mail"
+runpy.run_module("angie_mail", run_name="__main__", alter_sys=True)
+"""
+
+
+def test_workers_collector_leaves_the_masters_objects_shared(tmp_path):
+    """What the master built before fork (modules, the configuration) is frozen for the
+    garbage collector: a worker's collections never walk it, so its pages stay shared
+    with the master instead of being copied into every worker."""
+    port = free_port()
+    p = Proxy(tmp_path, f"mail {{ auth_http 127.0.0.1:9/a; server {{ listen 127.0.0.1:{port};"
+                        f" protocol pop3; }} }}", main="worker_processes 1;\n", workers=True)
+    out = tmp_path / "out"
+    out.mkdir()
+    out.chmod(0o1777)                         # the worker runs as nobody
+    wrapper = tmp_path / "record.py"
+    wrapper.write_text(KEEP_FREEZE_COUNT)
+    p.args = [sys.executable, str(wrapper), str(out), *p.args[3:]]
+    p.start()
+    try:
+        worker = _worker(p)
+    finally:
+        p.stop()
+    deadline = time.time() + 10
+    while not (out / str(worker)).exists() and time.time() < deadline:
+        time.sleep(0.02)
+    frozen = json.loads((out / str(worker)).read_text())["frozen"]
+    assert frozen > 10_000, frozen
