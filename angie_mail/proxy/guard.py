@@ -277,24 +277,17 @@ class Table:
 MEMFD_PREFIX = "angie-mail-zone:"
 
 
-class Zone(NamedTuple):
-    name: str
-    size: int
-    fd: int
-    table: Table
+def create_zone(name: str, size: int) -> shm.Zone:
+    return shm.create(MEMFD_PREFIX, name, size,
+                      lambda m, fd: Table(m, shm.FileLock(fd), name, init=True))
 
 
-def create_zone(name: str, size: int) -> Zone:
-    fd, m = shm.memfd(MEMFD_PREFIX + name, size)
-    return Zone(name, size, fd, Table(m, shm.FileLock(fd), name, init=True))
-
-
-def open_zone_fd(fd: int, name: str) -> Zone:
+def open_zone_fd(fd: int, name: str) -> shm.Zone:
     """A zone of another process (the operator's ``throttle`` command), from the path
     of its memfd in /proc."""
     size = os.fstat(fd).st_size
     m = mmap.mmap(fd, size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
-    return Zone(name, size, fd, Table(m, shm.FileLock(fd), name))
+    return shm.Zone(name, size, fd, Table(m, shm.FileLock(fd), name))
 
 
 # the zones of this process: created by the master (or the single process) before the
@@ -305,12 +298,7 @@ ZONES: dict = {}
 def prepare(config) -> None:
     """Create the configuration's zones, keeping those of the same name and size (a
     reload keeps their state); zones no longer configured are dropped."""
-    shm.reconcile(ZONES, dict(config.zones), create_zone, _close_zone)
-
-
-def _close_zone(z: Zone) -> None:
-    z.table.buf.close()
-    os.close(z.fd)
+    shm.reconcile(ZONES, dict(config.zones), create_zone, shm.close)
 
 
 def zone(name: str) -> Optional[Table]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import fcntl
 import mmap
 import os
+from typing import NamedTuple
 
 
 def memfd(label: str, size: int):
@@ -28,6 +29,27 @@ def reconcile(zones: dict, wanted: dict, create, close) -> None:
     for name, size in wanted.items():
         if name not in zones:
             zones[name] = create(name, size)
+
+
+class Zone(NamedTuple):
+    """A zone: its name and size, its memfd, and the table built on its memory (which
+    keeps the mapping as ``buf``)."""
+    name: str
+    size: int
+    fd: int
+    table: object
+
+
+def create(label: str, name: str, size: int, build) -> Zone:
+    """A new zone whose memfd is labelled ``label + name``; ``build(mapping, fd)`` makes
+    its table."""
+    fd, m = memfd(label + name, size)
+    return Zone(name, size, fd, build(m, fd))
+
+
+def close(zone: Zone) -> None:
+    zone.table.buf.close()
+    os.close(zone.fd)
 
 
 class FileLock:

@@ -154,21 +154,9 @@ class SessionStore:
             self._unlock()
 
 
-class Zone(NamedTuple):
-    name: str
-    size: int
-    fd: int
-    store: SessionStore
-
-
-def create_zone(name: str, size: int) -> Zone:
-    fd, m = shm.memfd(MEMFD_PREFIX + name, size)
-    return Zone(name, size, fd, SessionStore(m, fd, init=True))
-
-
-def _close_zone(z: Zone) -> None:
-    z.store.buf.close()
-    os.close(z.fd)
+def create_zone(name: str, size: int) -> shm.Zone:
+    return shm.create(MEMFD_PREFIX, name, size,
+                      lambda m, fd: SessionStore(m, fd, init=True))
 
 
 ZONES: dict = {}
@@ -186,7 +174,7 @@ def wanted(config) -> dict:
 def prepare(config) -> None:
     """Create the shared caches of the configuration (in the master, before the
     workers fork), keeping those whose name and size are unchanged across a reload."""
-    shm.reconcile(ZONES, wanted(config), create_zone, _close_zone)
+    shm.reconcile(ZONES, wanted(config), create_zone, shm.close)
 
 
 def _now() -> int:
@@ -316,7 +304,7 @@ def configure(t, server) -> None:
             z = ZONES.get(sc.shared_name)
             if z is None:
                 z = ZONES[sc.shared_name] = create_zone(sc.shared_name, sc.shared_size)
-            new, get, remove = _callbacks(z.store)
+            new, get, remove = _callbacks(z.table)
             t.keep += [new, get, remove]
             ossl.SSL_CTX_sess_set_new_cb(p, new)
             ossl.SSL_CTX_sess_set_get_cb(p, get)
