@@ -222,13 +222,18 @@ class TlsEngine(asyncio.Protocol):
         if not self.handshake.done():
             self.handshake.set_result(False)
         if self.app is not None:
-            app, self.app = self.app, None
-            app.connection_lost(exc)
-            self.transport = None       # (it refers back to this engine: no cycle left)
+            self._app_lost(exc)
         else:
             # gone between the handshake and the app protocol (a client that closes
             # right after its Finished): the app still hears of it when attached
             self.lost = (exc,)
+
+    def _app_lost(self, exc):
+        """Tell the app protocol, once; then let go of it and of the transport given to
+        it (which refers back to this engine: no cycle is left to the collector)."""
+        app, self.app = self.app, None
+        app.connection_lost(exc)
+        self.transport = None
 
     def pause_writing(self):
         if self.app is not None:
@@ -257,9 +262,7 @@ class TlsEngine(asyncio.Protocol):
             exc, = self.lost
             self.lost = None
             if self.app is not None:
-                app, self.app = self.app, None
-                app.connection_lost(exc)
-                self.transport = None
+                self._app_lost(exc)
             return
         if self.raw is not None and self.reading:
             self.raw.resume_reading()
