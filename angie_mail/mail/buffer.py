@@ -57,7 +57,7 @@ def continuation_args(line: bytes, max_args: int):
     last byte is in the line or there are more than ``max_args`` tokens."""
     if line[-1:] == b"\r":
         line = line[:-1]
-    if b"\r" in line:
+    if 13 in line:                  # CR (an int: no TypeError made and dropped)
         return None
     sp = line.find(b" ")
     if sp < 0:

@@ -148,7 +148,7 @@ def parse_headers_stepwise(data: bytes):
                 return None, 0
             raise ResponseError("sent invalid header in response")
         name, value = m.group(1), m.group(3) or b""
-        if b"\r" in value:
+        if 13 in value:                 # CR
             raise ResponseError("sent invalid header in response")
         headers.append((name.lower(), value.rstrip(b" ")))
         pos = m.end()

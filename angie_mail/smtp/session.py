@@ -51,7 +51,7 @@ def parse_command(line: bytes):
     its LF, or _BAD (§4)."""
     if line[-1:] == b"\r":
         line = line[:-1]
-    if b"\r" in line:
+    if 13 in line:                  # CR (an int: no TypeError made and dropped)
         return _BAD
     sp = line.find(b" ")
     word = line if sp < 0 else line[:sp]
