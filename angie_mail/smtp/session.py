@@ -15,7 +15,7 @@ greeting, for the auth request and the backend's XCLIENT.
 from __future__ import annotations
 
 from ..mail import sasl
-from ..mail.buffer import ClientBuffer, continuation_args
+from ..mail.buffer import CR, ClientBuffer, continuation_args
 from ..mail.protocol import AUTH, CLOSE, CONT, NEED, STARTTLS
 from .capa import replies
 
@@ -51,7 +51,7 @@ def parse_command(line: bytes):
     its LF, or _BAD (§4)."""
     if line[-1:] == b"\r":
         line = line[:-1]
-    if 13 in line:                  # CR (an int: no TypeError made and dropped)
+    if CR in line:
         return _BAD
     sp = line.find(b" ")
     word = line if sp < 0 else line[:sp]
