@@ -13,7 +13,7 @@ The driver interface is angie_mail.mail.protocol's Session.
 from __future__ import annotations
 
 from ..mail import sasl
-from ..mail.buffer import ClientBuffer
+from ..mail.buffer import ClientBuffer, secret_command
 from ..mail.protocol import AUTH, CLOSE, CONT, NEED, STARTTLS
 
 GREETING = b"* OK IMAP4 ready\r\n"
@@ -38,7 +38,8 @@ LITERAL_MAX = 1844674407370955161          # SIZE_MAX / 10: a longer length is i
 _TAG_BYTES = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
                        b"0123456789-._")
 _LETTERS = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
-_SECRET_COMMANDS = (b"LOGIN", b"AUTHENTICATE")
+_SECRET_LINE = secret_command((b"LOGIN", b"AUTHENTICATE"), tagged=True,
+                              mechanism=(b"AUTHENTICATE",))
 
 
 def _nolog(level: str, message: str) -> None:
@@ -57,18 +58,10 @@ def mask(buf: bytes) -> bytes:
             else:
                 out.append(line)
             continue
-        words = line.split(b" ")
-        cmd = b""
-        i = 1
-        while i < len(words) and words[i] == b"":
-            i += 1
-        if i < len(words):
-            cmd = words[i].rstrip(b"\r").upper()
-        if cmd in _SECRET_COMMANDS:
-            keep = i + (2 if cmd == b"AUTHENTICATE" else 1)
-            head = b" ".join(words[:keep]).rstrip(b"\r")
-            rest = b" ".join(words[keep:]).strip(b" \r")
-            out.append(head + (b" ***" if rest else b""))
+        m = _SECRET_LINE.match(line)
+        if m:
+            rest = line[m.end():].strip(b" \r")
+            out.append(m.group().rstrip(b"\r") + (b" ***" if rest else b""))
             secret = True                # literal data or continuation lines follow
             continue
         out.append(line)

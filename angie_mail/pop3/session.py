@@ -22,7 +22,7 @@ from __future__ import annotations
 import re
 
 from ..mail import sasl
-from ..mail.buffer import CR, continuation_args
+from ..mail.buffer import CR, continuation_args, secret_command
 from ..mail.sasl import make_salt
 
 # step() results
@@ -40,7 +40,8 @@ GREETING = b"+OK POP3 ready"
 
 COMMANDS = frozenset((b"USER", b"PASS", b"APOP", b"QUIT", b"CAPA", b"AUTH", b"NOOP",
                       b"STLS"))
-SECRET_COMMANDS = (b"PASS", b"APOP", b"AUTH")
+# a line whose command carries a secret (from PASSsecret on, as Angie's parser reads it)
+_SECRET_LINE = secret_command((b"PASS", b"APOP", b"AUTH"), bounded=False)
 _BAD = object()          # a parse-level invalid line
 _LINE_BREAK = re.compile(rb"[\r\n]")
 
@@ -80,10 +81,9 @@ def _mask(line: bytes, continuation: bool) -> bytes:
     """A line as it may appear in a log: secrets replaced by ***."""
     if continuation:
         return b"***"
-    stripped = line.lstrip(b" ")
-    word = stripped[:4].upper()
-    if word in SECRET_COMMANDS and len(stripped) > 4:
-        return stripped[:4] + b" ***"
+    m = _SECRET_LINE.match(line)
+    if m and len(line) > m.end():
+        return line[m.end() - 4:m.end()] + b" ***"
     return line
 
 

@@ -15,7 +15,7 @@ greeting, for the auth request and the backend's XCLIENT.
 from __future__ import annotations
 
 from ..mail import sasl
-from ..mail.buffer import CR, ClientBuffer, continuation_args
+from ..mail.buffer import CR, ClientBuffer, continuation_args, secret_command
 from ..mail.protocol import AUTH, CLOSE, CONT, NEED, STARTTLS
 from .capa import replies
 
@@ -44,6 +44,9 @@ _BAD = object()                     # a parse-level invalid line
 _FOLLOWING = {(b"LOGIN", False): 2, (b"LOGIN", True): 1, (b"PLAIN", False): 1,
               (b"CRAM-MD5", False): 1, (b"EXTERNAL", False): 1, (b"XOAUTH2", False): 1,
               (b"OAUTHBEARER", False): 1}
+
+
+_SECRET_LINE = secret_command((b"AUTH",), mechanism=(b"AUTH",))
 
 
 def parse_command(line: bytes):
@@ -89,15 +92,16 @@ def mask(buf: bytes, continuation: int = 0) -> bytes:
             out.append((b"***\r" if line[-1:] == b"\r" else b"***")
                        if line.rstrip(b"\r") else line)
             continue
-        words = [w for w in line.rstrip(b"\r").split(b" ") if w]
-        if words and words[0].upper() == b"AUTH" and line[:1] != b" ":
-            if len(words) > 1:
-                mech = words[1].upper()
-                head = line[:line.find(words[1]) + len(words[1])]
-                out.append(head + (b" ***" if len(words) > 2 else b"")
-                           + (b"\r" if line[-1:] == b"\r" else b""))
-                secret = _FOLLOWING.get((mech, len(words) > 2), 0)
-                continue
+        m = _SECRET_LINE.match(line)
+        if m:
+            rest = line[m.end():].strip(b" \r")
+            out.append(m.group() + (b" ***" if rest else b"")
+                       + (b"\r" if line[-1:] == b"\r" else b""))
+            words = [w for w in line.rstrip(b"\r").split(b" ") if w]
+            if words[0].upper() == b"AUTH" and line[:1] != b" " and len(words) > 1:
+                # a true AUTH line: its exchange's continuation lines follow
+                secret = _FOLLOWING.get((words[1].upper(), len(words) > 2), 0)
+            continue
         out.append(line)
     return b"\n".join(out)
 
