@@ -93,10 +93,10 @@ def merge(an) -> Config:
 
 
 def _ssl_mode(v: dict):
-    if v.get("ssl_enable"):
-        return "ssl"
     if v.get("ssl_listen"):
         return "listen ... ssl"
+    if v.get("ssl_enable"):
+        return "ssl"
     if v["starttls"] != "off":
         return "starttls"
     return None

@@ -958,6 +958,18 @@ TLS = [
     S(["listen 127.0.0.1:110;"], mail=[AUTH, "starttls on;", "ssl_certificate /x.pem;",
                                        "ssl_certificate /y.pem;", "ssl_certificate_key /x.key;"]),
     S(["listen 127.0.0.1:110;", "starttls on;"], ["listen 127.0.0.1:995 ssl;"], mail=[AUTH]),
+    # a "listen ... ssl" keeps its line whatever starttls or ssl comes after it; else the
+    # last of starttls and ssl (on or off) is the line named
+    S(["listen 127.0.0.1:993 ssl;", "protocol imap;", "starttls on;"], mail=[AUTH]),
+    S(["starttls on;", "listen 127.0.0.1:993 ssl;", "protocol imap;"], mail=[AUTH]),
+    S(["listen 127.0.0.1:993 ssl;", "ssl on;", "protocol imap;"], mail=[AUTH]),
+    S(["ssl on;", "listen 127.0.0.1:993 ssl;", "protocol imap;"], mail=[AUTH]),
+    S(["listen 127.0.0.1:993 ssl;", "listen 127.0.0.1:994 ssl;", "starttls only;"],
+      mail=[AUTH]),
+    S(["listen 127.0.0.1:143;", "starttls on;", "ssl off;"], mail=[AUTH]),
+    S(["listen 127.0.0.1:143;", "ssl off;", "starttls on;"], mail=[AUTH]),
+    S(["listen 127.0.0.1:143;", "starttls off;", "listen 127.0.0.1:993 ssl;"], mail=[AUTH]),
+    S(["listen 127.0.0.1:993 ssl;", "starttls on;"], mail=[AUTH, "starttls on;"]),
     S(["listen 127.0.0.1:995 ssl;"], mail=[AUTH, "starttls on;"]),
     M("listen 127.0.0.1:995 ssl;", "ssl_certificate_key /x.key;"),
     M("listen 127.0.0.1:995 ssl;", "ssl_certificate /x.pem;", "ssl_certificate_key /x.key;",

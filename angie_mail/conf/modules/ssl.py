@@ -25,11 +25,18 @@ def _conflict(lv) -> bool:
     return lv.values.get("ssl_enable") is True and lv.values.get("starttls", "off") != "off"
 
 
+def _mark(st, lv) -> None:
+    """Where a missing certificate is reported: a ``listen ... ssl`` of the server keeps
+    its own line whatever comes after it; else the last ``starttls`` or ``ssl``."""
+    if not lv.values.get("ssl_listen"):
+        lv.values["ssl_pos"] = Pos(st.file, st.end_line)
+
+
 def starttls(an, st, lv, d):
     _starttls_slot(an, st, lv, d)
     if _conflict(lv):
         raise Fail('"ssl" directive conflicts with "starttls"')
-    lv.values["ssl_pos"] = Pos(st.file, st.end_line)
+    _mark(st, lv)
 
 
 def ssl_enable(an, st, lv, d):
@@ -40,7 +47,7 @@ def ssl_enable(an, st, lv, d):
             st)
     if _conflict(lv):
         raise Fail('"starttls" directive conflicts with "ssl on"')
-    lv.values["ssl_pos"] = Pos(st.file, st.end_line)
+    _mark(st, lv)
 
 
 def password_file(an, st, lv, d):
