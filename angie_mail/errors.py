@@ -21,6 +21,14 @@ ERRNO_TEXT = {
 }
 
 
+def _strerror(code: int) -> str:
+    import os
+    try:
+        return os.strerror(code)        # the C library's text, as nginx's strerror()
+    except ValueError:
+        return "Unknown error"
+
+
 def errno_suffix(err: OSError | int) -> str:
     """`` (2: No such file or directory)`` as nginx's ngx_log_errno() writes it."""
     if isinstance(err, OSError):
@@ -28,7 +36,7 @@ def errno_suffix(err: OSError | int) -> str:
         text = ERRNO_TEXT.get(code) or err.strerror or "Unknown error"
     else:
         code = err
-        text = ERRNO_TEXT.get(code, "Unknown error")
+        text = ERRNO_TEXT.get(code) or _strerror(code)
     return f" ({code}: {text})"
 
 

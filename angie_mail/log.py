@@ -194,6 +194,15 @@ class _Target:
             self.sock = None
 
 
+# control characters other than TAB: written escaped (\r, \n, \xNN)
+_CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f]")
+
+
+def _escaped(m) -> str:
+    c = m.group()
+    return "\\r" if c == "\r" else "\\n" if c == "\n" else "\\x%02x" % ord(c)
+
+
 def errno_text(err: int) -> str:
     from .errors import errno_suffix
     return errno_suffix(err)
@@ -275,10 +284,11 @@ class ErrorLog:
         tid = threading.get_native_id()
         ctext = context.text() if isinstance(context, LogContext) else context
         line = message + (errno_text(err) if err else "") + ctext
-        if "\n" in line or "\r" in line:
-            # client text (a login, a command) must not start a line of its own: a
-            # forged line would fool the tools that read this log
-            line = line.replace("\r", "\\r").replace("\n", "\\n")
+        if _CONTROL.search(line) is not None:
+            # client text (a login, a command) must not start a line of its own (a
+            # forged line would fool the tools that read this log), nor put a NUL or a
+            # terminal escape in it
+            line = _CONTROL.sub(_escaped, line)
         head = f"{pid}#{tid}: *{conn} " if conn else f"{pid}#{tid}: "
         now = time.time()
         stamp = time.strftime("%Y/%m/%d %H:%M:%S", time.localtime(now))

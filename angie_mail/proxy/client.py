@@ -12,7 +12,9 @@ during auth_http, re-armed after a failure reply) and bounds the backend login;
 from __future__ import annotations
 
 import asyncio
+import errno
 import socket
+import ssl
 import struct
 import time
 
@@ -31,6 +33,11 @@ PREAUTH, AUTHENTICATING, LOGIN, RELAY, CLOSED, HANDSHAKE, RESOLVING, DELAY = ran
 _MAX_PENDING = 64 * 1024          # pipelined pre-auth bytes kept before reading pauses
 INFO = RANK["info"]
 ETIMEDOUT = 110          # a timer's expiry is logged with it, as nginx does
+# the errors nginx's ngx_connection_error() logs at the connection's own level (info for
+# a client, error for the backend) rather than as an alert
+_PEER_ERRNOS = frozenset((errno.ECONNRESET, errno.EPIPE, errno.ENOTCONN, errno.ETIMEDOUT,
+                          errno.ECONNREFUSED, errno.ENETDOWN, errno.ENETUNREACH,
+                          errno.EHOSTDOWN, errno.EHOSTUNREACH))
 
 
 def _addr_text(addr) -> str:
@@ -879,7 +886,27 @@ class ClientConnection(asyncio.Protocol):
             self.end_relay()
         return False
 
+    def io_failed(self, e: OSError, call: str, upstream: bool, action: str = "") -> None:
+        """A socket error, logged as nginx's ngx_connection_error() logs it:
+        ``recv() failed (104: Connection reset by peer) while <action>`` (TLS errors
+        are told by the TLS layer, and an error without an errno is not a socket's)."""
+        code = getattr(e, "errno", None)
+        if not code or isinstance(e, ssl.SSLError) or self.phase == CLOSED:
+            return
+        if action:
+            self.action = action
+        level = ("error" if upstream else "info") if code in _PEER_ERRNOS else "alert"
+        self.log(level, f"{call}() failed", code)
+
     def connection_lost(self, exc):
+        call = getattr(exc, "failed_call", None)
+        if call is not None and self.phase != CLOSED:
+            reading = call == "recv"
+            if self.tls:
+                call = "SSL_read" if reading else "SSL_write"
+            self.io_failed(exc, call, False, "" if self.phase != RELAY else
+                           "proxying and reading from client" if reading
+                           else "proxying and sending to client")
         if self.phase == RELAY:
             self.end_relay()
         elif self.phase != CLOSED:

@@ -28,6 +28,7 @@ KB from the client: the client's transport hands its input edges to
 
 from __future__ import annotations
 
+import errno
 import os
 import ssl
 
@@ -238,9 +239,10 @@ class Backend:
                 self.pause_reading()
                 return self.client.backend_tls_failed(
                     handshake_error(e, self.tls_name, "SSL_read()"), self.client.action)
-            if not self.received:
+            if not self.received and e.errno != errno.ECONNRESET:
                 self.pause_reading()            # the connect itself failed
                 return self.client.backend_failed(e)
+            self.client.io_failed(e, "recv", True)
             data = b""
         if len(data) < 65536 and not self.ended:
             self.rready = False          # drained: more input brings a new edge
@@ -305,7 +307,8 @@ class Backend:
             except (BlockingIOError, InterruptedError):
                 self.rready = False
                 return
-            except OSError:
+            except OSError as e:
+                client.io_failed(e, "recv", True, "proxying and reading from upstream")
                 data = b""
             if not data:
                 self.rready = False
@@ -368,7 +371,8 @@ class Backend:
                 except (BlockingIOError, InterruptedError):
                     self.rready = False
                     return
-                except OSError:
+                except OSError as e:
+                    client.io_failed(e, "recv", True, "proxying and reading from upstream")
                     data = b""
                 if not data:
                     self.rready = False
@@ -387,7 +391,8 @@ class Backend:
             except (BlockingIOError, InterruptedError):
                 self.rready = False
                 return
-            except OSError:
+            except OSError as e:
+                client.io_failed(e, "recv", True, "proxying and reading from upstream")
                 n = 0
             if not n:
                 self.rready = False
@@ -429,7 +434,7 @@ class Backend:
                 except (BlockingIOError, InterruptedError):
                     return transport.drained()
                 except OSError as e:
-                    return transport._fatal(e)
+                    return transport._fatal(e, "recv")
                 if not data:
                     return transport.peer_closed()
                 client.relayed_in(len(data))
@@ -440,7 +445,7 @@ class Backend:
             except (BlockingIOError, InterruptedError):
                 return transport.drained()
             except OSError as e:
-                return transport._fatal(e)
+                return transport._fatal(e, "recv")
             if not n:
                 return transport.peer_closed()
             try:
@@ -468,7 +473,8 @@ class Backend:
                 n = self.io.send(data)
             except (BlockingIOError, InterruptedError):
                 n = 0
-            except OSError:
+            except OSError as e:
+                self.client.io_failed(e, "send", True, "proxying and sending to upstream")
                 self.client.end_relay()
                 return
             if n == len(data):
@@ -495,7 +501,9 @@ class Backend:
                 n = self.io.send(data)
             except (BlockingIOError, InterruptedError):
                 return
-            except OSError:
+            except OSError as e:
+                if not self.flushing:
+                    self.client.io_failed(e, "send", True, "proxying and sending to upstream")
                 self.out.clear()
                 self.out_size = 0
                 break

@@ -107,7 +107,7 @@ class SocketTransport(asyncio.Transport):
                 return
             except OSError as e:
                 self._rready = False
-                self._fatal(e)
+                self._fatal(e, "recv")
                 return
             if not data:
                 self._rready = False
@@ -257,7 +257,10 @@ class SocketTransport(asyncio.Transport):
         self._closing = True
         self._finish(None)
 
-    def _fatal(self, exc):
+    def _fatal(self, exc, call="send"):
+        """The socket failed: ``call`` (recv or send) names the system call for the
+        log, as nginx's "recv() failed (104: Connection reset by peer)"."""
+        exc.failed_call = call
         self._closing = True
         self._finish(exc)
 

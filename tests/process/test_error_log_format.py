@@ -117,12 +117,15 @@ def test_client_text_cannot_forge_a_log_line(tmp_path):
     try:
         c = Client(port)
         c.line()
-        forged = b"x\r\n2026/01/01 00:00:00 [alert] 1#1: forged"
+        forged = b"x\r\n2026/01/01 00:00:00 [alert] 1#1: forged\0\x1b[2J\tend"
         c.send(b"a LOGIN {%d+}\r\n" % len(forged) + forged + b" pw\r\n")
         assert c.line() == b"a NO Invalid login or password\r\n"
         log = p.wait_log("client login failed")
         assert not any(line.startswith("2026/01/01") for line in log.splitlines())
-        assert 'login: "x\\r\\n2026/01/01 00:00:00 [alert] 1#1: forged"' in log
+        # a NUL or a terminal escape is written escaped too; a TAB is left as it is
+        assert 'login: "x\\r\\n2026/01/01 00:00:00 [alert] 1#1: forged\\x00\\x1b[2J\tend"' \
+            in log
+        assert "\0" not in log and "\x1b" not in log
     finally:
         p.stop()
         auth.close()

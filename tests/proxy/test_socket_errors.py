@@ -1,0 +1,167 @@
+"""A peer that resets its connection is logged as nginx logs it, side by side with the
+real nginx 1.22: ``recv() failed (104: Connection reset by peer) while <action>``, at
+info for the client and at error for the backend (ngx_connection_error's levels)."""
+
+from __future__ import annotations
+
+import re
+import socket
+import struct
+import threading
+import time
+
+import pytest
+
+import oracle
+from proxy.harness import AuthServer, Client, Nginx, Proxy, free_port, ok_response
+
+RESET_LINE = re.compile(r"\[(\w+)\] \d+#\d+: \*\d+ ((?:recv|send)\(\) failed \(\d+: [^)]*\)) "
+                        r"while ([^,\n]*)")
+
+
+@pytest.fixture(autouse=True)
+def _nginx_installed():
+    oracle.require()
+
+
+def reset(sock: socket.socket) -> None:
+    """Close with an RST instead of a FIN."""
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    sock.close()
+
+
+class ResetBackend:
+    """A POP3 or IMAP backend that sends its greeting, then follows ``script``:
+    "login" resets on the first line it reads; "relay" lets the login succeed, then
+    resets once the relayed client line arrives."""
+
+    def __init__(self, protocol: str, script: str):
+        self.protocol, self.script = protocol, script
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._session, args=(conn,), daemon=True).start()
+
+    def _session(self, conn):
+        f = conn.makefile("rb")
+        try:
+            pop3 = self.protocol == "pop3"
+            conn.sendall(b"+OK ready\r\n" if pop3 else b"* OK ready\r\n")
+            if self.script == "login":
+                f.readline()
+                return reset(conn)
+            if pop3:
+                for _ in range(2):                     # USER, PASS
+                    f.readline()
+                    conn.sendall(b"+OK\r\n")
+            f.readline()                               # the relayed line
+            reset(conn)
+        except OSError:
+            conn.close()
+
+    def close(self):
+        self.sock.close()
+
+
+def mail_block(auth_url: str, port: int, protocol: str) -> str:
+    return (f"mail {{\n    auth_http {auth_url};\n    server {{\n"
+            f"        listen 127.0.0.1:{port};\n        protocol {protocol};\n    }}\n}}\n")
+
+
+def run(tmp_path, protocol: str, script: str, client_steps) -> dict:
+    """The reset lines each side logged: {"nginx": [...], "angie-mail": [...]}, each a
+    (level, message, action) tuple."""
+    backend = ResetBackend(protocol, script)
+    auth = AuthServer(lambda req: ok_response(backend.port))
+    out = {}
+    try:
+        for name, cls in (("nginx", Nginx), ("angie-mail", Proxy)):
+            port = free_port()
+            d = tmp_path / name
+            d.mkdir()
+            server = cls(d, mail_block(auth.url, port, protocol)).start()
+            try:
+                client_steps(port, protocol)
+                marker = "proxied session done" if script == "client-relay" else \
+                    "failed ("
+                server.wait_log(marker)
+                time.sleep(0.2)                        # anything logged after it
+                out[name] = RESET_LINE.findall(server.log())
+            finally:
+                server.stop()
+    finally:
+        auth.close()
+        backend.close()
+    return out
+
+
+def login(c: Client, protocol: str) -> None:
+    if protocol == "pop3":
+        c.send(b"USER u\r\n")
+        assert c.line() == b"+OK\r\n"
+        c.send(b"PASS secret\r\n")
+    else:
+        c.send(b"a LOGIN u secret\r\n")
+
+
+def client_resets_in_auth_state(port, protocol):
+    c = Client(port)
+    c.line()
+    c.send(b"a NOOP\r\n" if protocol == "imap" else b"NOOP\r\n")
+    c.line()
+    reset(c.sock)
+
+
+def backend_resets_at_login(port, protocol):
+    c = Client(port)
+    c.line()
+    login(c, protocol)
+    assert c.line().split()[:2] in ([b"-ERR", b"internal"], [b"*", b"BAD"])
+    c.close()
+
+
+def backend_resets_in_relay(port, protocol):
+    c = Client(port)
+    c.line()
+    login(c, protocol)
+    assert c.line() == b"+OK\r\n"
+    c.send(b"STAT\r\n")
+    assert c.closed()
+    c.close()
+
+
+def client_resets_in_relay(port, protocol):
+    c = Client(port)
+    c.line()
+    login(c, protocol)
+    assert c.line() == b"+OK\r\n"
+    reset(c.sock)
+
+
+@pytest.mark.parametrize("protocol,script,steps,expected", [
+    ("pop3", "client", client_resets_in_auth_state, ("info", "in auth state")),
+    ("imap", "client", client_resets_in_auth_state, ("info", "in auth state")),
+    ("smtp", "client", client_resets_in_auth_state, ("info", "in auth state")),
+    ("pop3", "login", backend_resets_at_login,
+     ("error", "reading response from upstream")),
+    ("imap", "login", backend_resets_at_login,
+     ("error", "reading response from upstream")),
+    ("pop3", "relay", backend_resets_in_relay,
+     ("error", "proxying and reading from upstream")),
+    ("pop3", "client-relay", client_resets_in_relay,
+     ("info", "proxying and reading from client")),
+])
+def test_a_reset_is_logged_as_nginx_logs_it(tmp_path, protocol, script, steps, expected):
+    logged = run(tmp_path, protocol, script, steps)
+    want = [(expected[0], "recv() failed (104: Connection reset by peer)", expected[1])]
+    assert logged["nginx"] == want, logged
+    assert logged["angie-mail"] == want, logged
