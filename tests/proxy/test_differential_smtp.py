@@ -207,12 +207,14 @@ def _message(text: str) -> str:
 
 def _log_text(side) -> str:
     """The side's error log; nginx's raw CR and LF inside a record written as angie-mail
-    writes them, ``\\r`` and ``\\n`` (docs/operations.md, Logs)."""
+    writes them, ``\\r`` and ``\\n``, and its other raw control characters but TAB as
+    ``\\xNN`` (docs/operations.md, Logs)."""
     with open(side.proxy.log_path, "rb") as f:
         text = f.read().decode("utf-8", "backslashreplace")
     if side.kind == "nginx":
         text = re.sub(r"\r|\n(?!\d{4}/\d\d/\d\d \d\d:\d\d:\d\d \[|\Z)",
                       lambda m: "\\r" if m.group(0) == "\r" else "\\n", text)
+        text = re.sub(r"[\x00-\x08\x0b-\x1f\x7f]", lambda m: "\\x%02x" % ord(m.group()), text)
     return text
 
 
