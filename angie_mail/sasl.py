@@ -15,7 +15,12 @@ _B64 = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz012345678
 
 
 class SaslError(Exception):
-    """An invalid SASL payload; ``str(e)`` is Angie's info-level log message."""
+    """An invalid SASL payload; ``str(e)`` is Angie's info-level log message, ``login``
+    the login the payload named before it failed (CRAM-MD5), if any."""
+
+    def __init__(self, message: str, login: bytes | None = None):
+        super().__init__(message)
+        self.login = login
 
 
 def b64decode(data: bytes) -> bytes | None:
@@ -74,7 +79,10 @@ def cram_md5(arg: bytes) -> tuple:
     data = _decode(arg, "CRAM-MD5")
     sp = data.find(b" ")
     if sp < 0 or len(data) - sp - 1 != 32:
-        raise SaslError("client sent invalid CRAM-MD5 hash in AUTH CRAM-MD5 command")
+        # the login before the space (all of it without one) is known from here on: it
+        # is in the context of this line and of the session's later ones, as in nginx
+        raise SaslError("client sent invalid CRAM-MD5 hash in AUTH CRAM-MD5 command",
+                        data[:sp] if sp >= 0 else data)
     return data[:sp], data[sp + 1:]
 
 

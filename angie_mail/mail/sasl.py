@@ -42,9 +42,10 @@ class SaslExchange:
     """One connection's SASL state.  After DONE, ``login``/``passwd``/``method`` hold
     the credentials for the auth request."""
 
-    __slots__ = ("state", "login", "passwd", "method", "log", "username_failed")
+    __slots__ = ("state", "login", "passwd", "method", "log", "username_failed", "owner")
 
-    def __init__(self, log):
+    def __init__(self, log, owner=None):
+        self.owner = owner               # the session: its login is the log's
         self.state = IDLE
         self.login = b""
         self.passwd = b""
@@ -165,6 +166,10 @@ class SaslExchange:
 
     def _invalid(self, e=None):
         if e is not None:
+            if e.login is not None and self.owner is not None:
+                # a login named by a payload then refused is the session's from here
+                # on, for the log only (nginx's s->login): the next attempt starts empty
+                self.owner.login = e.login
             self.log("info", str(e))
         self.state = IDLE
         return INVALID, b""

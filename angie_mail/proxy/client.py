@@ -127,7 +127,12 @@ class ClientConnection(asyncio.Protocol):
                     self.server.error_log_user_tag)
 
     def session_log(self, level: str, message: str) -> None:
-        """Log callback of the protocol machine (it masks secrets itself)."""
+        """Log callback of the protocol machine (it masks secrets itself).  The
+        machine's login is in the line's context, even one it learnt from the payload
+        it is refusing (CRAM-MD5), as nginx's s->login."""
+        login = self.session.login
+        if login:
+            self.login = login
         self.log(level, message)
 
     # --- connection start ----------------------------------------------------------------
