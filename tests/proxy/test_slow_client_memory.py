@@ -115,3 +115,69 @@ def test_non_reading_clients_pin_at_most_the_mark(start_proxy, pki, tls):
                 pass
         auth.close()
         backend.close()
+
+
+class Sink(ScriptedBackend):
+    """A POP3 backend that logs anyone in, then reads nothing more (until closed)."""
+
+    def __init__(self):
+        self.stop = threading.Event()
+        super().__init__(b"+OK ready\r\n")
+
+    def session(self, rfile, wfile):
+        wfile.write(self.greeting)
+        wfile.flush()
+        for _ in range(2):                     # USER, PASS
+            if not rfile.readline():
+                return
+            wfile.write(b"+OK\r\n")
+            wfile.flush()
+        self.stop.wait(60)
+
+    def close(self):
+        self.stop.set()
+        super().close()
+
+
+UPLOADERS = 12
+UPLOAD_BOUND_KB = 1300          # WRITE_HIGH (1 MiB) + one read, and allocator slack
+
+
+def test_uploads_to_a_backend_that_does_not_read_pin_at_most_the_high_mark(start_proxy):
+    """The upload direction (SMTP DATA, IMAP APPEND): what the backend cannot take waits
+    in the proxy up to WRITE_HIGH, then the client is no longer read; a splice of a
+    whole pipe (1 MiB) only starts with nothing waiting, so it keeps that bound."""
+    backend = Sink()
+    auth = AuthServer(lambda req: ok_response(backend.port))
+    p, port = start_proxy(auth_url=auth.url)
+    clients = []
+    try:
+        for _ in range(UPLOADERS):
+            s = socket.create_connection(("127.0.0.1", port), timeout=10)
+            f = s.makefile("rb")
+            f.readline()
+            s.sendall(b"USER u\r\nPASS p\r\n")
+            f.readline()
+            assert f.readline() == b"+OK\r\n"
+            s.setblocking(False)
+            clients.append(s)
+        base = settled(lambda: rss_kb(p.proc.pid))
+        sent = [0] * UPLOADERS
+
+        def push():
+            for i, s in enumerate(clients):
+                try:
+                    while True:
+                        sent[i] += s.send(CHUNK)
+                except BlockingIOError:
+                    pass
+            return sum(sent)
+
+        settled(push, quiet=1.5)                # every upload stalled (else: timeout)
+        grown = settled(lambda: rss_kb(p.proc.pid)) - base
+        assert grown < UPLOADERS * UPLOAD_BOUND_KB, (grown, grown / UPLOADERS)
+    finally:
+        for s in clients:
+            s.close()
+        auth.close()
+        backend.close()
