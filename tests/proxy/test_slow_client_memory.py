@@ -17,6 +17,18 @@ PER_SESSION = 24 << 20          # more than the kernel buffers on both sides can
 CHUNK = b"x" * (1 << 20)
 
 
+def logged_in(backend, rfile, wfile) -> bool:
+    """A POP3 backend's greeting, then +OK to USER and PASS; False if the proxy left."""
+    wfile.write(backend.greeting)
+    wfile.flush()
+    for _ in range(2):
+        if not rfile.readline():
+            return False
+        wfile.write(b"+OK\r\n")
+        wfile.flush()
+    return True
+
+
 class Flood(ScriptedBackend):
     """A POP3 backend that logs anyone in and answers RETR with endless data."""
 
@@ -26,14 +38,7 @@ class Flood(ScriptedBackend):
         super().__init__(b"+OK ready\r\n")
 
     def session(self, rfile, wfile):
-        wfile.write(self.greeting)
-        wfile.flush()
-        for _ in range(2):                     # USER, PASS
-            if not rfile.readline():
-                return
-            wfile.write(b"+OK\r\n")
-            wfile.flush()
-        if not rfile.readline():               # RETR
+        if not logged_in(self, rfile, wfile) or not rfile.readline():      # RETR
             return
         me = threading.get_ident()
         total = 0
@@ -125,14 +130,8 @@ class Sink(ScriptedBackend):
         super().__init__(b"+OK ready\r\n")
 
     def session(self, rfile, wfile):
-        wfile.write(self.greeting)
-        wfile.flush()
-        for _ in range(2):                     # USER, PASS
-            if not rfile.readline():
-                return
-            wfile.write(b"+OK\r\n")
-            wfile.flush()
-        self.stop.wait(60)
+        if logged_in(self, rfile, wfile):
+            self.stop.wait(60)
 
     def close(self):
         self.stop.set()

@@ -104,13 +104,17 @@ def run(tmp_path, protocol: str, script: str, client_steps) -> dict:
     return out
 
 
-def login(c: Client, protocol: str) -> None:
+def login(port: int, protocol: str) -> Client:
+    """A client past the greeting that sent its credentials."""
+    c = Client(port)
+    c.line()
     if protocol == "pop3":
         c.send(b"USER u\r\n")
         assert c.line() == b"+OK\r\n"
         c.send(b"PASS secret\r\n")
     else:
         c.send(b"a LOGIN u secret\r\n")
+    return c
 
 
 def client_resets_in_auth_state(port, protocol):
@@ -122,17 +126,13 @@ def client_resets_in_auth_state(port, protocol):
 
 
 def backend_resets_at_login(port, protocol):
-    c = Client(port)
-    c.line()
-    login(c, protocol)
+    c = login(port, protocol)
     assert c.line().split()[:2] in ([b"-ERR", b"internal"], [b"*", b"BAD"])
     c.close()
 
 
 def backend_resets_in_relay(port, protocol):
-    c = Client(port)
-    c.line()
-    login(c, protocol)
+    c = login(port, protocol)
     assert c.line() == b"+OK\r\n"
     c.send(b"STAT\r\n")
     assert c.closed()
@@ -140,9 +140,7 @@ def backend_resets_in_relay(port, protocol):
 
 
 def client_resets_in_relay(port, protocol):
-    c = Client(port)
-    c.line()
-    login(c, protocol)
+    c = login(port, protocol)
     assert c.line() == b"+OK\r\n"
     reset(c.sock)
 
