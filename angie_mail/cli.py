@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import sys
 
-from . import __version__
+from . import NGINX_COMPAT, __version__
 from .conf.load import DEFAULT_CONF, load_config, prefix_of, resolve_paths  # noqa: F401
 
 PROG = "angie-mail"
@@ -200,8 +200,12 @@ def version_text(full: bool) -> str:
     lines = [f"{PROG} version: {PROG}/{__version__}"]
     if full:
         lines += [
+            f"nginx version: nginx/{NGINX_COMPAT}",
             f"built with Python {sys.version.split()[0]}, {openssl}",
             "TLS SNI support enabled",
+            # what nginx's -V says of a build with the mail modules (and no http or
+            # stream module: angie-mail reads those blocks but serves only mail)
+            "configure arguments: --with-mail --with-mail_ssl_module",
             "dialects: angie-mail (default), angie, nginx (1.22)",
             "mail protocols: " + ", ".join(sorted(PROTOCOLS)),
             "extensions (dialect angie-mail): pop3_client_buffer, auth_http_keepalive, "

@@ -150,10 +150,11 @@ class _Target:
         return True
 
     def write(self, level: str, stamp: str, body: str):
-        """A line-format record: ``stamp [level] body`` in a file, ``body`` to syslog.
-        As nginx's (NGX_MAX_ERROR_STR), a line is cut at 2047 bytes before its LF."""
+        """A line-format record: ``stamp [level] body``, in a file or as the MSG of a
+        syslog message (nginx sends the whole line, its time and level included).  As
+        nginx's (NGX_MAX_ERROR_STR), a line is cut at 2047 bytes before its LF."""
         if self.sock is not None:
-            self._syslog_send(level, body)
+            self._syslog_send(level, f"{stamp} [{level}] {body}")
         elif self.fd is not None:
             line = f"{stamp} [{level}] {body}".encode("utf-8", "backslashreplace")
             if len(line) > MAX_LINE:

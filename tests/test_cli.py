@@ -119,6 +119,12 @@ def test_version_and_help():
     import ssl
     assert f"built with Python {sys.version.split()[0]}, {ssl.OPENSSL_VERSION}\n" in err
     assert "OpenSSL" not in err.replace(ssl.OPENSSL_VERSION, "")
+    # what harnesses written for nginx read of -V (Test::Nginx's has() and
+    # has_version()): the mail modules are there, and which nginx behaviour is followed
+    import re
+    assert re.search(r"^nginx version: nginx/\d+\.\d+\.\d+$", err, re.M)
+    assert re.search(r"^configure arguments: .*--with-mail(?!\S)", err, re.M)
+    assert "--with-mail_ssl_module" in err and "--without-mail" not in err
     rc, out, err = cli("-h")
     assert rc == 0 and "Usage:" in err
 

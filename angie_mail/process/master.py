@@ -127,6 +127,12 @@ def main_log(config, o) -> ErrorLog:
     return ErrorLog.for_targets((LogTarget(target, o.log_level or "error"),))
 
 
+def log_version(log: ErrorLog) -> None:
+    """The start-up notice nginx writes (``nginx/1.22.1``): ours names both."""
+    from .. import NGINX_COMPAT, __version__
+    log.log("notice", f"angie-mail/{__version__} (nginx/{NGINX_COMPAT})")
+
+
 def serve(o, config, conf_path: str, startup: StartupLog) -> int:
     if config.main.master_process and config.main.worker_processes > 0 and \
             os.environ.get("ANGIE_MAIL_SINGLE") is None:
@@ -147,6 +153,7 @@ def serve_single(o, config, startup: StartupLog) -> int:
         StartupLog.after_config(config, o).log("emerg", err)
         return 1
     log = main_log(config, o)
+    log_version(log)
     from .title import set_master_title
     set_master_title(1, single=True)
     try:

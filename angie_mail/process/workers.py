@@ -26,7 +26,8 @@ from ..errors import errno_suffix
 from ..log import ErrorLog
 from ..proxy.listeners import BindError, open_socket, plan
 from . import pidfile, title
-from .master import _logs_to_stderr, main_log, open_sockets, prepare, preload, run_loop
+from .master import (_logs_to_stderr, log_version, main_log, open_sockets, prepare,
+                     preload, run_loop)
 
 HANDLED = (signal.SIGHUP, signal.SIGQUIT, signal.SIGTERM, signal.SIGINT, signal.SIGUSR1,
            signal.SIGCHLD, signal.SIGWINCH)
@@ -85,6 +86,7 @@ class Master:
             StartupLog.after_config(cfg, self.o).log("emerg", err)
             return 1
         self.log = main_log(cfg, self.o)
+        log_version(self.log)
         self.spawn_all()
         try:
             return self.loop()

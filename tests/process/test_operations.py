@@ -433,7 +433,11 @@ def test_syslog_target(tmp_path, peers):
     try:
         Client(port).line()
         msg = rx.recv(4096).decode()
-        assert msg.startswith("<190>") and "mailtest: " in msg and "client connected while initializing session" in msg
+        # nginx's syslog MSG is the whole log line, its time and [level] included
+        # (Angie's mail_error_log.t counts the levels in it)
+        assert re.match(r"<190>[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d \S+ mailtest: "
+                        r"\d{4}/\d\d/\d\d \d\d:\d\d:\d\d \[info\] \d+#\d+: \*1 client "
+                        r"connected while initializing session, ", msg), msg
     finally:
         p.stop()
         rx.close()
@@ -551,5 +555,24 @@ def test_graceful_stop_completes_handshakes_in_progress(tmp_path, peers, pki):
         s.recv(100)
         s.close()
         assert p.proc.wait(10) == 0
+    finally:
+        p.stop()
+
+
+@pytest.mark.parametrize("workers", [True, False])
+def test_start_up_notice_names_the_version(tmp_path, peers, workers):
+    """nginx writes its version at start (``[notice] nginx/1.22.1``), and harnesses
+    look for ``nginx/<version>`` in the global error log (Angie's mail_error_log.t)."""
+    from angie_mail import NGINX_COMPAT, __version__
+    auth, backend = peers
+    port = free_port()
+    p = Proxy(tmp_path, mail_block(auth, port), main="worker_processes 1;" if workers else "",
+              workers=workers)
+    p.start()
+    try:
+        log = p.wait_log("(nginx/")
+        assert re.search(r"\[notice\] \d+#\d+: angie-mail/%s \(nginx/%s\)\n"
+                         % (re.escape(__version__), re.escape(NGINX_COMPAT)), log), log
+        assert log.count("(nginx/") == 1
     finally:
         p.stop()
