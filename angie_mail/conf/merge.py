@@ -168,7 +168,8 @@ def _check_ssl(an, srv: Level, v: dict) -> None:
             files.ticket_key(k)
     except PositionedError as e:
         problem = str(e)
-    from ..proxy.tls import check_tls_settings
+    from ..proxy.tls import absolute_conf_paths, check_tls_settings
+    v["ssl_conf_command"] = absolute_conf_paths(v["ssl_conf_command"], an.conf_prefix)
     if problem is None:
         problem = check_tls_settings(v)
     elif an.dialect == "nginx" and an.mail_close is not None:

@@ -135,6 +135,7 @@ SSL_CONF_CTX_set_flags = _fn(libssl, "SSL_CONF_CTX_set_flags", c_uint, P, c_uint
 SSL_CONF_CTX_set_ssl_ctx = _fn(libssl, "SSL_CONF_CTX_set_ssl_ctx", None, P, P)
 SSL_CONF_cmd = _fn(libssl, "SSL_CONF_cmd", c_int, P, c_char_p, c_char_p)
 SSL_CONF_CTX_finish = _fn(libssl, "SSL_CONF_CTX_finish", c_int, P)
+SSL_CONF_cmd_value_type = _fn(libssl, "SSL_CONF_cmd_value_type", c_int, P, c_char_p)
 SSL_get_SSL_CTX = _fn(libssl, "SSL_get_SSL_CTX", P, P)
 SSL_get_verify_result = _fn(libssl, "SSL_get_verify_result", c_long, P)
 SSL_get_servername = _fn(libssl, "SSL_get_servername", c_char_p, P, c_int)
@@ -235,6 +236,21 @@ def ctrl(ctx: int, cmd: int, larg: int = 0, parg=None) -> int:
 
 def set_groups(ctx: int, groups: str) -> bool:
     return ctrl(ctx, CTRL_SET_GROUPS_LIST, 0, c_char_p(groups.encode())) == 1
+
+
+CONF_TYPE_FILE, CONF_TYPE_DIR = 2, 3     # SSL_CONF_TYPE_FILE, SSL_CONF_TYPE_DIR
+
+
+def conf_value_types(names) -> list:
+    """SSL_CONF_cmd_value_type of each command name, under nginx's flags."""
+    cctx = SSL_CONF_CTX_new()
+    if not cctx:
+        return [0] * len(names)
+    try:
+        SSL_CONF_CTX_set_flags(cctx, CONF_FLAGS)
+        return [SSL_CONF_cmd_value_type(cctx, n.encode()) for n in names]
+    finally:
+        SSL_CONF_CTX_free(cctx)
 
 
 def conf_commands(ctx: int, commands) -> str | None:

@@ -85,6 +85,19 @@ def set_curves(p: int, curves: str) -> str | None:
     return None
 
 
+def absolute_conf_paths(commands, conf_prefix: str) -> list:
+    """ssl_conf_command lines with a file or directory value (Certificate, PrivateKey,
+    ChainCAFile, VerifyCAPath...) made absolute against the configuration's directory,
+    as nginx does before it calls SSL_CONF_cmd (its error messages then show the full
+    path); other values as written."""
+    if not commands or not ossl.AVAILABLE:
+        return list(commands)
+    types = ossl.conf_value_types([name for name, _v, _p in commands])
+    return [(name, conf_prefix + value if t in (ossl.CONF_TYPE_FILE, ossl.CONF_TYPE_DIR)
+             and not value.startswith("/") else value, pos)
+            for (name, value, pos), t in zip(commands, types)]
+
+
 def check_tls_settings(v: dict):
     """(message, Pos or None) for a TLS setting OpenSSL refuses, else None (the cipher
     list is checked before, with check_ciphers).  The ssl_conf_command lines go, in

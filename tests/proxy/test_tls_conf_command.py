@@ -4,9 +4,11 @@ negotiated, the certificate served, the CA names requested, the signature algori
 
 from __future__ import annotations
 
+import os
 import socket
 import ssl
 import subprocess
+import sys
 
 import pytest
 
@@ -77,6 +79,38 @@ def test_certificate_and_private_key_commands_replace_ssl_certificate(pki, backe
         assert "CN=mail.example.test" in served_subject(port)
     finally:
         auth.close()
+
+
+def test_file_values_are_relative_to_the_configuration_directory(pki, backend, tmp_path):
+    """As nginx: a file or directory value (Certificate, PrivateKey...) that is not
+    absolute is taken from the configuration's directory, not from the directory the
+    proxy was started in, and an error names the full path."""
+    import shutil
+    from proxy.harness import Proxy
+    d = tmp_path / "conf"
+    d.mkdir()
+    shutil.copy(pki["self_crt"], d / "override.crt")
+    shutil.copy(pki["self_key"], d / "override.key")
+    auth = AuthServer(lambda req: ok_response(backend.port))
+    port = free_port()
+    server = "".join(f"        {line}\n" for line in tls_lines(pki, [
+        "ssl_conf_command Certificate override.crt;",
+        "ssl_conf_command PrivateKey override.key;"]))
+    block = (f"mail {{\n    auth_http {auth.url};\n    server {{\n"
+             f"        listen 127.0.0.1:{port} ssl;\n        protocol pop3;\n{server}    }}\n}}\n")
+    p = Proxy(d, block)
+    assert os.getcwd() != str(d)
+    try:
+        p.start()
+        assert "CN=self.example.test" in served_subject(port)
+    finally:
+        p.stop()
+        auth.close()
+    (d / "override.crt").unlink()
+    r = subprocess.run([sys.executable, "-m", "angie_mail", "-t", "-c", p.conf],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1
+    assert f'SSL_CONF_cmd("Certificate", "{d}/override.crt") failed' in r.stderr, r.stderr
 
 
 def test_request_ca_file_names_the_cas_asked_for(pki, backend, start_proxy):
