@@ -517,3 +517,21 @@ def test_without_a_reachable_libssl_plain_text_still_works(tmp_path):
     assert r.returncode == 1, r.stderr
     assert "TLS cannot be served here: Python's ssl module is not linked to a shared " \
            "OpenSSL library" in r.stderr and "Traceback" not in r.stderr, r.stderr
+
+
+def test_t_opens_a_configured_pid_file_as_nginx_does(tmp_path):
+    """nginx -t opens (creates empty) the pid file: a path the start would fail on
+    fails the test; the default pid path is left alone."""
+    bad = write(tmp_path, "pid /nonexistent-dir/x.pid;\n" + GOOD)
+    rc, out, err = cli("-t", "-c", bad)
+    assert rc == 1 and '[emerg] open() "/nonexistent-dir/x.pid" failed (2: No such file ' \
+                       'or directory)\n' in err, err
+    pid = tmp_path / "run" / "x.pid"
+    (tmp_path / "run").mkdir()
+    good = write(tmp_path, f"pid {pid};\n" + GOOD, name="good.conf")
+    assert cli("-t", "-c", good)[0] == 0
+    assert pid.exists() and pid.read_text() == ""
+    pid.write_text("123\n")                         # never truncated by -t
+    assert cli("-t", "-c", good)[0] == 0 and pid.read_text() == "123\n"
+    assert cli("-t", "-c", write(tmp_path, GOOD, name="nopid.conf"), "-p",
+               str(tmp_path / "nowhere"))[0] == 0

@@ -82,6 +82,7 @@ class Analyzer:
         self.params = params
         self.hostname = hostname
         self.check_files = check_files
+        self.open_pid = False
         self.findings: list = []
         # state shared by handlers
         self.main = Level(Ctx.MAIN, parsed.main.path, 0)
@@ -338,7 +339,11 @@ class Analyzer:
 
 def analyze(parsed: Parsed, dialect: str = "angie-mail", prefix: str = "",
             conf_prefix: Optional[str] = None, mode: str = "test", params: str = "",
-            hostname: Optional[str] = None, check_files: bool = True) -> Result:
-    """Check and resolve a parsed configuration (see :class:`Analyzer`)."""
-    return Analyzer(parsed, dialect, prefix, conf_prefix, mode, params, hostname,
-                    check_files).run()
+            hostname: Optional[str] = None, check_files: bool = True,
+            open_pid: bool = False) -> Result:
+    """Check and resolve a parsed configuration (see :class:`Analyzer`).  ``open_pid``:
+    open (create) a configured pid file, as nginx -t does; a start writes it later."""
+    an = Analyzer(parsed, dialect, prefix, conf_prefix, mode, params, hostname,
+                  check_files)
+    an.open_pid = open_pid
+    return an.run()

@@ -34,5 +34,6 @@ def load_config(o, mode: str = "test"):
     prefix, conf = resolve_paths(o)
     parsed = parse_file(conf)
     res = analyze(parsed, dialect=o.dialect, prefix=prefix,
-                  conf_prefix=conf_prefix_of(conf), mode=mode, params=o.params)
+                  conf_prefix=conf_prefix_of(conf), mode=mode, params=o.params,
+                  open_pid=bool(getattr(o, "test", False)))
     return res, conf

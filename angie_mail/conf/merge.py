@@ -354,7 +354,19 @@ def _imap(auth, caps):
 
 
 def _open_logs(an, main: Main, servers) -> None:
-    """nginx opens every log file once the configuration is read; so does -t."""
+    """nginx opens every log file once the configuration is read; so does -t.  Before
+    them, -t (``open_pid``) opens a configured pid file as nginx's test mode does
+    (created empty when missing, never truncated), so a pid path the start would fail
+    on fails the test.  The default one (logs/ under the prefix; nginx's is a path fixed
+    at build time) is left alone: -t away from the prefix stays a syntax check."""
+    from ..errors import errno_suffix
+    if an.open_pid and main.pid and "pid" in an.main.values:
+        try:
+            os.close(os.open(main.pid, os.O_RDWR | os.O_CREAT, 0o644))
+        except OSError as e:
+            an.error(ConfError(f'open() "{main.pid}" failed' + errno_suffix(e),
+                               where="none", kind="open"))
+            return
     seen = set()
     targets = list(main.error_log)
     for s in servers:
@@ -370,7 +382,6 @@ def _open_logs(an, main: Main, servers) -> None:
             fd = os.open(t.target, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
             os.close(fd)
         except OSError as e:
-            from ..errors import errno_suffix
             # nginx opens the log files once the configuration is read: -t has
             # printed "syntax is ok" by then (kind "open", see cli.cmd_test)
             an.error(ConfError(f'open() "{t.target}" failed' + errno_suffix(e),

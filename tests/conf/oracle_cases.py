@@ -1592,5 +1592,11 @@ FIXED += [
     "events {}\nhttp {\n    ssl_session_cache shared:Z:10m;\n    server {\n"
     f"        listen unix:{FIX}/http.sock;\n        ssl_session_cache shared:Z:20m;\n"
     "    }\n}\n",
+    # -t opens a configured pid file (before the logs), as nginx's test mode does
+    "events {}\npid /nonexistent-dir/x.pid;\n",
+    "events {}\nerror_log /nonexistent-dir/e.log;\npid /nonexistent-dir/x.pid;\n",
+    "events {}\npid /nonexistent-dir/x.pid;\nmail {\n    " + AUTH
+    + "\n    server {\n        listen 127.0.0.1:110;\n"
+    "        error_log /nonexistent-dir/m.log;\n    }\n}\n",
 ]
 ALL = ALL + FIXED

@@ -151,7 +151,7 @@ def fixture_dir(tmp_path_factory):
 def ours(conf: str):
     parsed = parse_file(conf)
     res = analyze(parsed, dialect="nginx", prefix=os.path.dirname(conf) + "/",
-                  conf_prefix=conf_prefix_of(conf))
+                  conf_prefix=conf_prefix_of(conf), open_pid=True)      # as -t does
     first = res.first_error
     warns = [w.text() for w in res.warnings]
     return (1 if first else 0), (first.text() if first else None), warns
