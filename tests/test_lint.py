@@ -656,3 +656,15 @@ def test_secret_files_readable_by_everyone(tmp_path):
     os.chmod(pki / "k.pem", 0o644)
     assert cli("lint", conf, cwd=str(tmp_path))[:2] == (0, "")
     shutil.rmtree(pki)
+
+
+def test_user_accounts_are_the_deploy_hosts_unless_check_files(tmp_path):
+    """`user angie;` (a stock package's account) lints clean on a machine that has no
+    such account; --check-files looks it up here, as -t does."""
+    conf = write(tmp_path, mail("    server { listen 127.0.0.1:1110; protocol pop3; }\n",
+                                head="user no-such-account-here;\nevents {}\n"))
+    rc, out, err = cli("lint", "--format", "json", conf)
+    assert rc == 0 and "getpwnam" not in out + err, out + err
+    rc, out, err = cli("lint", "--check-files", conf)
+    if os.geteuid() == 0:           # (not root: nginx only warns that user is ignored)
+        assert rc == 1 and 'getpwnam("no-such-account-here") failed' in out, out

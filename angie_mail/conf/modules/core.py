@@ -59,11 +59,16 @@ def user(an, st, lv, d):
                 'with super-user privileges, ignored', st)
         return
     name = cstr(arg(st))
+    group = cstr(arg(st, 2)) if len(st.words) > 2 else name
+    if an.mode == "lint" and not an.check_files:
+        # the accounts are the deploy host's, not those of the machine lint runs on
+        # (a CI runner has no "angie" user); --check-files looks them up here
+        lv.values[d.field] = (name, group)
+        return
     try:
         pwd.getpwnam(name)
     except (KeyError, ValueError):
         raise Fail(f'getpwnam("{name}") failed')
-    group = cstr(arg(st, 2)) if len(st.words) > 2 else name
     try:
         grp.getgrnam(group)
     except (KeyError, ValueError):
