@@ -668,3 +668,24 @@ def test_user_accounts_are_the_deploy_hosts_unless_check_files(tmp_path):
     rc, out, err = cli("lint", "--check-files", conf)
     if os.geteuid() == 0:           # (not root: nginx only warns that user is ignored)
         assert rc == 1 and 'getpwnam("no-such-account-here") failed' in out, out
+
+
+def test_tls_values_openssl_refuses_are_found_without_check_files(tmp_path):
+    """A typo in ssl_ecdh_curve or an ssl_conf_command value fails the start; lint finds
+    it without reading any file (commands that name a file wait for --check-files),
+    a command at its own line."""
+    conf = write(tmp_path, mail(
+        "    ssl_certificate /x.crt;\n    ssl_certificate_key /x.key;\n"
+        "    server {\n        listen 127.0.0.1:1993 ssl;\n        protocol imap;\n"
+        "        ssl_ecdh_curve X25519:secp384r:prime256v1;\n    }\n"
+        "    server {\n        listen 127.0.0.1:1994 ssl;\n        protocol imap;\n"
+        "        ssl_conf_command Certificate /nonexistent.crt;\n"
+        "        ssl_conf_command Options Bogus;\n    }\n"))
+    rc, out, err = cli("lint", conf)
+    assert rc == 1
+    lines = out.splitlines()
+    assert any("SSL_CTX_set1_curves_list(\"X25519:secp384r:prime256v1\") failed" in l
+               for l in lines), out
+    assert any(l.startswith(f"{conf}:15:") and 'SSL_CONF_cmd("Options", "Bogus")' in l
+               for l in lines), out
+    assert "nonexistent.crt" not in out

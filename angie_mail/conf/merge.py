@@ -147,6 +147,14 @@ def _check_ssl(an, srv: Level, v: dict) -> None:
             return _err(an, "no ssl_client_certificate or ssl_trusted_certificate "
                             "for ssl_verify_client", *loc)
     if not an.check_files:
+        if an.mode == "lint":
+            # what OpenSSL refuses without reading a file: a curve list or a command
+            # value (a typo in ssl_ecdh_curve fails the start)
+            from ..proxy.tls import lint_tls_settings
+            problem = lint_tls_settings(v)
+            if problem:
+                where = problem[1] or Pos(*loc)
+                an.error(ConfError(problem[0], where.file, where.line, kind="merge"))
         return
     from .tlsfiles import PositionedError, TlsFileError
     files = _run_files(an)

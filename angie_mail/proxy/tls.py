@@ -116,6 +116,30 @@ def check_tls_settings(v: dict):
     return (problem, None) if problem else None
 
 
+def lint_tls_settings(v: dict):
+    """check_tls_settings for lint without --check-files: ssl_ecdh_curve and the
+    ssl_conf_command lines that name no file (those wait for --check-files), each
+    command alone so that a refusal is reported at its own line: (message, Pos or
+    None), else None."""
+    if not ossl.AVAILABLE:
+        return None
+    curve = v["ssl_ecdh_curve"]
+    commands = v["ssl_conf_command"]
+    _c, p = _scratch()
+    if curve != "auto":
+        problem = set_curves(p, curve)
+        if problem:
+            return problem, None
+    types = ossl.conf_value_types([name for name, _v, _p in commands])
+    for (name, value, pos), t in zip(commands, types):
+        if t in (ossl.CONF_TYPE_FILE, ossl.CONF_TYPE_DIR):
+            continue
+        problem = ossl.conf_commands(p, [(name, value)])
+        if problem:
+            return problem, pos
+    return None
+
+
 # --- contexts -------------------------------------------------------------------------
 
 _ALPN = {"pop3": b"pop3", "imap": b"imap", "smtp": b"smtp"}
