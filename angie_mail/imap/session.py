@@ -106,7 +106,7 @@ class ImapSession(ClientBuffer):
         self.method = "plain"
         self.attempt = 0
         self.log = log or _nolog
-        self.sasl = sasl.SaslExchange(self.log, self)
+        self.sasl = sasl.SaslExchange(self.log)
         self.auth_tag = b""             # the AUTHENTICATE line's tag, during the exchange
         self.quit = False
         self.reset = False              # close with unread input (a reset, as Angie's)

@@ -42,10 +42,12 @@ class SaslExchange:
     """One connection's SASL state.  After DONE, ``login``/``passwd``/``method`` hold
     the credentials for the auth request."""
 
-    __slots__ = ("state", "login", "passwd", "method", "log", "username_failed", "owner")
+    __slots__ = ("state", "login", "passwd", "method", "log", "username_failed", "named")
 
-    def __init__(self, log, owner=None):
-        self.owner = owner               # the session: its login is the log's
+    def __init__(self, log):
+        # a login named by a payload then refused (CRAM-MD5), until the log takes it:
+        # nginx's s->login is set before the digest is checked
+        self.named = None
         self.state = IDLE
         self.login = b""
         self.passwd = b""
@@ -166,10 +168,8 @@ class SaslExchange:
 
     def _invalid(self, e=None):
         if e is not None:
-            if e.login is not None and self.owner is not None:
-                # a login named by a payload then refused is the session's from here
-                # on, for the log only (nginx's s->login): the next attempt starts empty
-                self.owner.login = e.login
+            if e.login is not None:
+                self.named = e.login
             self.log("info", str(e))
         self.state = IDLE
         return INVALID, b""

@@ -117,7 +117,7 @@ class Pop3Session:
         self.method = "plain"
         self.attempt = 0
         self.log = log or _nolog
-        self.sasl = sasl.SaslExchange(self.log, self)
+        self.sasl = sasl.SaslExchange(self.log)
         self.sasl_error = None         # (-ERR line, Auth-Wait) behind an Auth-Error-SASL
         self.reset = False          # close with unread input (Angie leaves it unread: RST)
 

@@ -128,11 +128,17 @@ class ClientConnection(asyncio.Protocol):
 
     def session_log(self, level: str, message: str) -> None:
         """Log callback of the protocol machine (it masks secrets itself).  The
-        machine's login is in the line's context, even one it learnt from the payload
-        it is refusing (CRAM-MD5), as nginx's s->login."""
-        login = self.session.login
-        if login:
-            self.login = login
+        machine's login is in the line's context, even one its SASL exchange learnt
+        from the payload it is refusing (CRAM-MD5): nginx's s->login is set before the
+        digest is checked, so this line and the session's later ones carry it (for the
+        log only: the next attempt starts with empty credentials)."""
+        s = self.session
+        named = s.sasl.named
+        if named is not None:
+            s.sasl.named = None
+            s.login = named
+        if s.login:
+            self.login = s.login
         self.log(level, message)
 
     # --- connection start ----------------------------------------------------------------

@@ -145,7 +145,7 @@ class SmtpSession(ClientBuffer):
         self.method = "plain"
         self.attempt = 0
         self.log = log or _nolog
-        self.sasl = sasl.SaslExchange(self.log, self)
+        self.sasl = sasl.SaslExchange(self.log)
         self.sasl_error = None          # (failure line, Auth-Wait) behind Auth-Error-SASL
         self.reset = False              # close with unread input (a reset, as Angie's)
         self.enabled = server.smtp_auth
