@@ -117,8 +117,8 @@ class _Acceptor:
             ok = await asyncio.wait_for(asyncio.shield(engine.handshake), remaining)
             tls_counted(conf, ok)
             if not ok:
-                log.log("info", "SSL handshake failed", pre.conn_no, ctx("SSL handshaking"),
-                        tags=tags)
+                log.log("info", engine.failure or "SSL handshake failed", pre.conn_no,
+                        ctx("SSL handshaking"), tags=tags)
                 engine.abort()
                 return
             pre.tls = True
@@ -213,6 +213,8 @@ async def starttls(client) -> bool:
         return False
     tls_counted(client.conf, ok)
     if not ok:
+        if engine.failure:
+            client.log("info", engine.failure)     # while in starttls state
         return False
     client.transport = engine.transport
     client.tls = True

@@ -207,6 +207,39 @@ def failed(call: str) -> str:
     return f"{call} failed" + (f" (SSL:{q})" if q else "")
 
 
+_strings = []
+
+
+def _load_strings() -> None:
+    """libssl's error texts ("SSL routines", "wrong version number"), once."""
+    if not _strings:
+        _strings.append(True)
+        try:
+            init = _fn(libssl, "OPENSSL_init_ssl", c_int, ctypes.c_uint64, P)
+            init(0x00200000 | 0x00000002, None)    # LOAD_SSL_STRINGS | LOAD_CRYPTO_STRINGS
+        except (AttributeError, OSError):
+            pass
+
+
+def error_text(e: ssl.SSLError) -> str:
+    """`` (SSL: error:0A00010B:SSL routines::wrong version number)`` for an SSLError, as
+    nginx prints OpenSSL's queue (ssl has consumed the queue: the code is rebuilt from
+    the library and reason names it kept); "" when it names none."""
+    import _ssl
+    lib = getattr(e, "library", None)
+    reason = getattr(e, "reason", None)
+    libs = {v: k for k, v in getattr(_ssl, "lib_codes_to_names", {}).items()}
+    if lib in libs and reason:
+        code = next((r for (l, r), name in getattr(_ssl, "err_codes_to_names", {}).items()
+                     if l == libs[lib] and name == reason), None)
+        if code is not None:
+            _load_strings()
+            buf = ctypes.create_string_buffer(256)
+            ERR_error_string_n((libs[lib] << 23) | code, buf, 256)
+            return f" (SSL: {buf.value.decode('utf-8', 'replace')})"
+    return f" (SSL: {reason.lower().replace('_', ' ')})" if reason else ""
+
+
 # --- CPython's objects -----------------------------------------------------------------
 
 _HEAD = ctypes.sizeof(c_void_p) * 2            # PyObject_HEAD: refcount, type

@@ -85,6 +85,20 @@ class TlsTransport(asyncio.Transport):
         return self._engine.app
 
 
+def handshake_failure(e) -> str:
+    """nginx's log line for a client handshake that failed (ngx_ssl_handshake): the
+    peer closing, a socket error, or OpenSSL's refusal with its error code."""
+    if e is None or isinstance(e, (ssl.SSLEOFError, ssl.SSLZeroReturnError)):
+        return "peer closed connection in SSL handshake"
+    if isinstance(e, ssl.SSLError):
+        return "SSL_do_handshake() failed" + ossl.error_text(e)
+    code = getattr(e, "errno", None)
+    if code:                    # (nginx: an empty error queue is the peer's doing)
+        from ..errors import errno_suffix
+        return "peer closed connection in SSL handshake" + errno_suffix(code)
+    return "SSL_do_handshake() failed"
+
+
 class TlsEngine(asyncio.Protocol):
     """The TLS state of one connection; ``handshake`` resolves to True or False."""
 
@@ -104,6 +118,7 @@ class TlsEngine(asyncio.Protocol):
         self.pending_plain = []         # decrypted before the app protocol was attached
         self.eof_pending = False        # the client's EOF came before the app protocol
         self.lost = None                # (exc,): the connection ended before it
+        self.failure = ""               # why the handshake failed, in nginx's words
         self._ssl = None                # its SSL*, once asked for (ossl)
 
     # --- what ssl does not report -----------------------------------------------------
@@ -165,7 +180,8 @@ class TlsEngine(asyncio.Protocol):
         except ssl.SSLWantReadError:
             self.flush()
             return
-        except Exception:          # ssl.SSLError: a bad record, the ALPN refusal, ...
+        except Exception as e:     # ssl.SSLError: a bad record, the ALPN refusal, ...
+            self.failure = handshake_failure(e)
             self.flush()
             self._finish_handshake(False)
             return
@@ -220,6 +236,8 @@ class TlsEngine(asyncio.Protocol):
     def connection_lost(self, exc):
         self.closing = True
         if not self.handshake.done():
+            if not self.failure:
+                self.failure = handshake_failure(exc)
             self.handshake.set_result(False)
         if self.app is not None:
             self._app_lost(exc)
