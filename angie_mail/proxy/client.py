@@ -804,14 +804,17 @@ class ClientConnection(asyncio.Protocol):
                                                          self.on_relay_timeout)
             return
         self.log("info", "client timed out", ETIMEDOUT)
-        self.end_relay()
+        self.end_relay(False)
 
-    def end_relay(self):
-        """Both sides are done: close them (pending writes are flushed first)."""
+    def end_relay(self, done: bool = True):
+        """Both sides are done: close them (pending writes are flushed first).  The
+        "proxied session done" line is Angie's for a relay that ended by an end of
+        input (or a failed read), not for a timeout or a failed send (``done``)."""
         if self.phase == CLOSED:
             return
-        self.action = ""                # Angie logs this line without its action
-        self.log("info", "proxied session done")
+        if done:
+            self.action = ""                # Angie logs this line without its action
+            self.log("info", "proxied session done")
         self.action = "proxying"
         self.phase = CLOSED
         if self.relay_timer is not None:
@@ -919,7 +922,7 @@ class ClientConnection(asyncio.Protocol):
                            "proxying and reading from client" if reading
                            else "proxying and sending to client")
         if self.phase == RELAY:
-            self.end_relay()
+            self.end_relay(call is None or call in ("recv", "SSL_read"))
         elif self.phase != CLOSED:
             self.phase = CLOSED
             self.cancel_timer()

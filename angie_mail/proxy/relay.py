@@ -488,7 +488,7 @@ class Backend:
                 n = 0
             except OSError as e:
                 self.client.io_failed(e, "send", True, "proxying and sending to upstream")
-                self.client.end_relay()
+                self.client.end_relay(False)
                 return
             if n == len(data):
                 return

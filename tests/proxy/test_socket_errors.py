@@ -163,3 +163,38 @@ def test_a_reset_is_logged_as_nginx_logs_it(tmp_path, protocol, script, steps, e
     want = [(expected[0], "recv() failed (104: Connection reset by peer)", expected[1])]
     assert logged["nginx"] == want, logged
     assert logged["angie-mail"] == want, logged
+
+
+END_LINE = re.compile(r"\[(\w+)\] \d+#\d+: \*\d+ (client timed out \(110: [^)]*\) while "
+                      r"[^,\n]*|proxied session done)")
+
+
+def test_a_relay_that_times_out_ends_as_nginx_ends_it(tmp_path):
+    """proxy_timeout: `client timed out (110: Connection timed out) while proxying`,
+    and no `proxied session done` (nginx writes that only for an end of input)."""
+    backend = ResetBackend("pop3", "relay")        # logs in, then waits for a line
+    auth = AuthServer(lambda req: ok_response(backend.port))
+    out = {}
+    try:
+        for name, cls in (("nginx", Nginx), ("angie-mail", Proxy)):
+            port = free_port()
+            d = tmp_path / name
+            d.mkdir()
+            block = mail_block(auth.url, port, "pop3").replace(
+                "protocol pop3;", "protocol pop3;\n        proxy_timeout 1s;")
+            server = cls(d, block).start()
+            try:
+                c = login(port, "pop3")
+                assert c.line() == b"+OK\r\n"
+                assert c.closed(timeout=5)
+                server.wait_log("client timed out")
+                time.sleep(0.3)                        # anything logged after it
+                out[name] = END_LINE.findall(server.log())
+            finally:
+                server.stop()
+    finally:
+        auth.close()
+        backend.close()
+    assert out["nginx"] == [("info", "client timed out (110: Connection timed out) while "
+                                     "proxying")], out
+    assert out["angie-mail"] == out["nginx"]
