@@ -182,7 +182,12 @@ class Resolver:
                 data = sock.recv(4096)
             except (BlockingIOError, InterruptedError):
                 return
-            except OSError:
+            except OSError as e:
+                # e.g. the ICMP "port unreachable" of a resolver that is not there
+                addr = next((self.servers[i].text for i, s in self.socks.items()
+                             if s is sock), "")
+                self.errlog.log("error", "recv() failed", context=" while resolving, "
+                                f"resolver: {addr}", err=e.errno or 0)
                 return
             self._received(data)
 
