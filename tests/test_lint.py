@@ -689,3 +689,18 @@ def test_tls_values_openssl_refuses_are_found_without_check_files(tmp_path):
     assert any(l.startswith(f"{conf}:15:") and 'SSL_CONF_cmd("Options", "Bogus")' in l
                for l in lines), out
     assert "nonexistent.crt" not in out
+
+
+def test_a_mail_fragment_may_inherit_auth_http_and_certificates(tmp_path):
+    """`--context mail` on mail.d/imap.conf, included by a mail{} that sets auth_http
+    and the certificates: their absence from the fragment is not an error (as for a
+    server fragment, what it inherits is unknown); the whole configuration still
+    reports them when they are missing everywhere."""
+    frag = write(tmp_path, "server {\n    listen 127.0.0.1:1143;\n    protocol imap;\n"
+                           "    starttls only;\n}\n", name="mail.d/imap.conf")
+    rc, out, err = cli("lint", "--context", "mail", frag)
+    assert "auth_http" not in out and "ssl_certificate" not in out, out
+    assert rc == 0, out + err
+    whole = write(tmp_path, "events {}\nmail {\n    include mail.d/imap.conf;\n}\n")
+    rc, out, err = cli("lint", whole)
+    assert rc == 1 and 'no "auth_http" is defined for server' in out, out

@@ -83,6 +83,7 @@ class Analyzer:
         self.hostname = hostname
         self.check_files = check_files
         self.open_pid = False
+        self.partial = False              # a mail{} fragment: its inheritance unknown
         self.findings: list = []
         # state shared by handlers
         self.main = Level(Ctx.MAIN, parsed.main.path, 0)
@@ -157,6 +158,9 @@ class Analyzer:
             lv = Level(Ctx.EVENTS, self.parsed.main.path, 0)
             self.walk_file(self.parsed, 0, Ctx.EVENTS, lv)
         elif ctx == "mail":
+            # a fragment of a mail{}: what the including mail{} sets (auth_http, the
+            # certificates) is unknown, so their absence is not an error here
+            self.partial = True
             self.mail = Level(Ctx.MAIL, self.parsed.main.path, 0)
             self.walk_file(self.parsed, 0, Ctx.MAIL, self.mail)
             self.merge_mail()

@@ -71,7 +71,7 @@ def merge(an) -> Config:
         _check_proxy_ssl(an, srv, v)
     # auth_http
     for srv, v in merged:
-        if v.get("auth_http") is None:
+        if v.get("auth_http") is None and not an.partial:
             _err(an, f'no "auth_http" is defined for server in {srv.file}:{srv.line}',
                  srv.file, srv.line)
 
@@ -119,6 +119,8 @@ def _check_ssl(an, srv: Level, v: dict) -> None:
     where = f'the "{mode}" directive in {pos.file}:{pos.line}'
     loc = (pos.file, pos.line)
     certs, keys = v["ssl_certificate"], v["ssl_certificate_key"]
+    if an.partial and (not certs or not keys):
+        return                  # (a mail{} fragment: the including block may set them)
     if not certs:
         return _err(an, f'no "ssl_certificate" is defined for {where}', *loc)
     if not keys:
