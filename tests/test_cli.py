@@ -194,7 +194,11 @@ mail {
         "  hint: accept this for an MX (RFC 3207 forbids requiring TLS on port 25), or use "
         "listen ... ssl"]
     conf = write(tmp_path, open(conf).read().replace("smtp_auth none;", "smtp_auth plain;"))
-    assert cli("lint", conf) == (0, "", "")
+    rc, out, err = cli("lint", conf)
+    # no clear-text mail any more: instead an MX that refuses all inbound mail
+    assert "smtp-mail-without-tls" not in out
+    assert [l.rsplit("[", 1)[1] for l in out.splitlines() if "[" in l] == \
+        ["mx-requires-auth]"], out
 
 
 def test_lint_json_and_sarif(tmp_path):

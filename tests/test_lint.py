@@ -206,7 +206,8 @@ def test_lint_looks_up_no_host_name_unless_asked(tmp_path, capsys, monkeypatch):
     rc, out, err = run_in_process(["--fail-on", "error", conf], capsys)
     assert (rc, err) == (0, "")
     # not loopback as far as lint knows: the auth request would cross the network
-    assert sorted(rules_of(out)) == ["auth-http-cleartext", "plaintext-auth"]
+    assert sorted(rules_of(out)) == ["auth-http-cleartext", "mx-requires-auth",
+                                     "plaintext-auth"]
 
 
 def test_unresolvable_host_is_one_finding(tmp_path, capsys, monkeypatch):
@@ -704,3 +705,15 @@ def test_a_mail_fragment_may_inherit_auth_http_and_certificates(tmp_path):
     whole = write(tmp_path, "events {}\nmail {\n    include mail.d/imap.conf;\n}\n")
     rc, out, err = cli("lint", whole)
     assert rc == 1 and 'no "auth_http" is defined for server' in out, out
+
+
+def test_an_mx_that_requires_auth_refuses_all_inbound_mail(tmp_path):
+    """Port 25 without "none" in smtp_auth (explicit, or the default plain login):
+    every MAIL FROM of another MTA gets 530; with none, or on 587, nothing is said."""
+    def run(lines, port=25):
+        conf, rc, out = lint_server(tmp_path, lines, "smtp", port)
+        return [l for l in out.splitlines() if "[mx-requires-auth]" in l]
+    assert run(["smtp_auth plain login;"])
+    assert run([])                                       # the default: plain login
+    assert not run(["smtp_auth none;"])
+    assert not run(["smtp_auth plain login;"], port=587)

@@ -25,7 +25,8 @@ docs/lint.md; the one-line summaries and fixes are in ``angie_mail.lint.RULES``.
   not say what was meant, or advertise what the proxy refuses before login;
 * ``mail-without-server``: a ``mail {}`` that opens no socket;
 * ``auth-http-header-variable``: a ``$variable`` in ``auth_http_header`` (sent as is);
-* ``auth-on-mx``: AUTH offered by an ``smtp_auth none`` server on port 25.
+* ``auth-on-mx``: AUTH offered by an ``smtp_auth none`` server on port 25;
+* ``mx-requires-auth``: an SMTP server on port 25 whose ``smtp_auth`` lacks ``none``.
 """
 
 from __future__ import annotations
@@ -175,6 +176,15 @@ def check(an, context: str = "main") -> list:
                    sc.stmt_of("smtp_auth", lv, mail),
                    'use "smtp_auth none;" on port 25 and offer AUTH on 587 or 465',
                    pos=srv.pos)
+        if proto == "smtp" and "none" not in srv.smtp_auth \
+                and any(l.addr.port == 25 for l in srv.listens):
+            sc.add("mx-requires-auth",
+                   "smtp_auth has no \"none\" on port 25 (an MX): other MTAs never "
+                   "authenticate, so every MAIL FROM gets 530 5.7.1 Authentication "
+                   "required and no inbound mail is accepted",
+                   sc.stmt_of("smtp_auth", lv, mail),
+                   'add "none" to smtp_auth on port 25 (the auth server then decides by '
+                   'sender and recipient), and offer AUTH on 587 or 465', pos=srv.pos)
         password_auth = not (proto == "smtp" and srv.smtp_auth == frozenset({"none"}))
         if srv.starttls != "only" and password_auth:
             for l in srv.listens:
