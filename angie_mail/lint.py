@@ -95,6 +95,9 @@ RULES = {
                                       "variables"),
     "auth-on-mx": Rule("warning", "AUTH offered on an smtp_auth none server on port 25",
                        'use "smtp_auth none;" on port 25, AUTH on 587/465'),
+    "auth-http-header-replaced": Rule("warning", "A server's auth_http_header lines drop "
+                                      "the mail-level ones",
+                                      "repeat the mail-level lines in the server"),
     "mx-requires-auth": Rule("warning", "An SMTP server on port 25 whose smtp_auth lacks "
                              "none: it refuses all inbound mail",
                              'add "none" to smtp_auth on port 25, AUTH on 587/465'),

@@ -717,3 +717,17 @@ def test_an_mx_that_requires_auth_refuses_all_inbound_mail(tmp_path):
     assert run([])                                       # the default: plain login
     assert not run(["smtp_auth none;"])
     assert not run(["smtp_auth plain login;"], port=587)
+
+
+def test_a_server_header_list_that_drops_the_mail_level_headers(tmp_path):
+    """auth_http_header is replaced per server, not extended (directives.md §5): the
+    mail-level X-Auth-Key is not sent for a server with its own list without it."""
+    head = "    auth_http_header X-Auth-Key secret123;\n    auth_http_header X-Site main;\n"
+    conf, rc, out = lint_server(tmp_path, ["auth_http_header X-Site imap;"], extra_mail=head)
+    lines = [l for l in out.splitlines() if "[auth-http-header-replaced]" in l]
+    assert len(lines) == 1 and "X-Auth-Key is not sent" in lines[0] and ":9:9:" in lines[0]
+    conf, rc, out = lint_server(tmp_path, ["auth_http_header x-auth-key other;",
+                                           "auth_http_header X-Site imap;"], extra_mail=head)
+    assert "auth-http-header-replaced" not in out            # repeated: nothing lost
+    conf, rc, out = lint_server(tmp_path, [], extra_mail=head)
+    assert "auth-http-header-replaced" not in out            # inherited whole

@@ -26,7 +26,9 @@ docs/lint.md; the one-line summaries and fixes are in ``angie_mail.lint.RULES``.
 * ``mail-without-server``: a ``mail {}`` that opens no socket;
 * ``auth-http-header-variable``: a ``$variable`` in ``auth_http_header`` (sent as is);
 * ``auth-on-mx``: AUTH offered by an ``smtp_auth none`` server on port 25;
-* ``mx-requires-auth``: an SMTP server on port 25 whose ``smtp_auth`` lacks ``none``.
+* ``mx-requires-auth``: an SMTP server on port 25 whose ``smtp_auth`` lacks ``none``;
+* ``auth-http-header-replaced``: a server's ``auth_http_header`` lines that drop the
+  mail-level ones (the list is replaced, not extended).
 """
 
 from __future__ import annotations
@@ -167,6 +169,7 @@ def check(an, context: str = "main") -> list:
                        f'"{name}" has no effect in {article} {proto} server', st,
                        f"move it to the {other} server it is meant for, or to mail {{}}")
         _starttls_capability(sc, srv, lv)
+        _header_list_replaced(sc, lv, mail)
         if proto == "smtp" and "none" in srv.smtp_auth and len(srv.smtp_auth) > 1 \
                 and any(l.addr.port == 25 for l in srv.listens):
             mechs = " ".join(m.upper() for m in SMTP_MECHANISMS if m in srv.smtp_auth)
@@ -472,6 +475,23 @@ def _starttls_capability(sc, srv, lv) -> None:
 
 
 _VARIABLE = re.compile(r"\$(\{?[A-Za-z_][A-Za-z0-9_]*\}?)")
+
+
+def _header_list_replaced(sc, lv, mail) -> None:
+    """auth_http_header is a list that a server's own lines replace, not extend: the
+    mail-level headers it does not repeat (a shared secret, often) are not sent."""
+    own = lv.values.get("auth_http_header")
+    inherited = mail.values.get("auth_http_header") if mail is not None else None
+    if not own or not inherited:
+        return
+    names = {name.lower() for name, _v in own}
+    lost = [name for name, _v in inherited if name.lower() not in names]
+    if lost:
+        sc.add("auth-http-header-replaced",
+               f"auth_http_header in this server replaces the mail-level list: "
+               f"{', '.join(lost)} is not sent for this server",
+               sc.stmt_of("auth_http_header", lv),
+               "repeat the mail-level auth_http_header lines in this server")
 
 
 def _header_variables(sc, st) -> None:
