@@ -12,6 +12,7 @@ import signal
 import socket
 import socketserver
 import ssl
+import struct
 import subprocess
 import sys
 import tempfile
@@ -698,3 +699,38 @@ def wait_exited(pids, timeout: float = 10.0) -> None:
                 break
             assert time.monotonic() < deadline, f"process {pid} did not exit"
             time.sleep(0.02)
+
+
+def one_server(auth_url: str, port: int, protocol: str, lines=(), ssl: bool = False) -> str:
+    """A mail{} with one server: ``listen 127.0.0.1:port [ssl]``, ``protocol``, then
+    ``lines``."""
+    body = "".join(f"        {line}\n" for line in lines)
+    return (f"mail {{\n    auth_http {auth_url};\n    server {{\n"
+            f"        listen 127.0.0.1:{port}{' ssl' if ssl else ''};\n"
+            f"        protocol {protocol};\n{body}    }}\n}}\n")
+
+
+def side_by_side(tmp_path, block_for, session, wait_for: str, pattern) -> dict:
+    """Run ``session(port)`` against the real nginx 1.22 (tests/oracle.py) and against
+    angie-mail, each serving ``block_for(port)``; once the log holds ``wait_for`` the
+    server is stopped, so its log is complete.  {"nginx": ..., "angie-mail": ...}: what
+    ``pattern`` finds in each log."""
+    out = {}
+    for name, cls in (("nginx", Nginx), ("angie-mail", Proxy)):
+        port = free_port()
+        d = tmp_path / name
+        d.mkdir()
+        server = cls(d, block_for(port)).start()
+        try:
+            session(port)
+            server.wait_log(wait_for)
+        finally:
+            server.stop()
+        out[name] = pattern.findall(server.log())
+    return out
+
+
+def reset_close(sock: socket.socket) -> None:
+    """Close with an RST instead of a FIN."""
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    sock.close()

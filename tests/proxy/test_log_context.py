@@ -10,7 +10,7 @@ import re
 import pytest
 
 import oracle
-from proxy.harness import AuthServer, Client, Nginx, Proxy, fail_response, free_port
+from proxy.harness import AuthServer, Client, fail_response, one_server, side_by_side
 
 LOGIN = re.compile(r'\] \d+#\d+: \*\d+ (client sent [^,]*?)(?: while [^,]*)?, client: .*?'
                    r'(?:, login: "([^"]*)")?$', re.M)
@@ -49,22 +49,12 @@ def session(port: int, protocol: str, response: bytes) -> None:
 @pytest.mark.parametrize("response", [b"someone short", b"nospace"])
 def test_a_refused_cram_md5_login_is_in_the_log_context(tmp_path, protocol, response):
     auth = AuthServer(lambda req: fail_response())
-    logged = {}
     try:
-        for name, cls in (("nginx", Nginx), ("angie-mail", Proxy)):
-            port = free_port()
-            d = tmp_path / name
-            d.mkdir()
-            block = (f"mail {{\n    auth_http {auth.url};\n    server {{\n"
-                     f"        listen 127.0.0.1:{port};\n        protocol {protocol};\n"
-                     f"        max_errors 1;\n        {PROTOCOLS[protocol][0]}\n    }}\n}}\n")
-            server = cls(d, block).start()
-            try:
-                session(port, protocol, response)
-                log = server.wait_log("too many invalid commands")
-            finally:
-                server.stop()
-            logged[name] = LOGIN.findall(log)
+        logged = side_by_side(
+            tmp_path, lambda port: one_server(auth.url, port, protocol,
+                                              ["max_errors 1;", PROTOCOLS[protocol][0]]),
+            lambda port: session(port, protocol, response), "too many invalid commands",
+            LOGIN)
     finally:
         auth.close()
     login = response.split(b" ")[0].decode()

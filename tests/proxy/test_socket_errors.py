@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import re
 import socket
-import struct
 import threading
-import time
 
 import pytest
 
 import oracle
-from proxy.harness import AuthServer, Client, Nginx, Proxy, free_port, ok_response
+from proxy.harness import (AuthServer, Client, ok_response, one_server, reset_close,
+                           side_by_side)
 
 RESET_LINE = re.compile(r"\[(\w+)\] \d+#\d+: \*\d+ ((?:recv|send)\(\) failed \(\d+: [^)]*\)) "
                         r"while ([^,\n]*)")
@@ -22,12 +21,6 @@ RESET_LINE = re.compile(r"\[(\w+)\] \d+#\d+: \*\d+ ((?:recv|send)\(\) failed \(\
 @pytest.fixture(autouse=True)
 def _nginx_installed():
     oracle.require()
-
-
-def reset(sock: socket.socket) -> None:
-    """Close with an RST instead of a FIN."""
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    sock.close()
 
 
 class ResetBackend:
@@ -58,13 +51,13 @@ class ResetBackend:
             conn.sendall(b"+OK ready\r\n" if pop3 else b"* OK ready\r\n")
             if self.script == "login":
                 f.readline()
-                return reset(conn)
+                return reset_close(conn)
             if pop3:
                 for _ in range(2):                     # USER, PASS
                     f.readline()
                     conn.sendall(b"+OK\r\n")
             f.readline()                               # the relayed line
-            reset(conn)
+            reset_close(conn)
         except OSError:
             conn.close()
 
@@ -72,36 +65,19 @@ class ResetBackend:
         self.sock.close()
 
 
-def mail_block(auth_url: str, port: int, protocol: str) -> str:
-    return (f"mail {{\n    auth_http {auth_url};\n    server {{\n"
-            f"        listen 127.0.0.1:{port};\n        protocol {protocol};\n    }}\n}}\n")
-
-
 def run(tmp_path, protocol: str, script: str, client_steps) -> dict:
     """The reset lines each side logged: {"nginx": [...], "angie-mail": [...]}, each a
     (level, message, action) tuple."""
     backend = ResetBackend(protocol, script)
     auth = AuthServer(lambda req: ok_response(backend.port))
-    out = {}
     try:
-        for name, cls in (("nginx", Nginx), ("angie-mail", Proxy)):
-            port = free_port()
-            d = tmp_path / name
-            d.mkdir()
-            server = cls(d, mail_block(auth.url, port, protocol)).start()
-            try:
-                client_steps(port, protocol)
-                marker = "proxied session done" if script == "client-relay" else \
-                    "failed ("
-                server.wait_log(marker)
-                time.sleep(0.2)                        # anything logged after it
-                out[name] = RESET_LINE.findall(server.log())
-            finally:
-                server.stop()
+        return side_by_side(
+            tmp_path, lambda port: one_server(auth.url, port, protocol),
+            lambda port: client_steps(port, protocol),
+            "proxied session done" if script == "client-relay" else "failed (", RESET_LINE)
     finally:
         auth.close()
         backend.close()
-    return out
 
 
 def login(port: int, protocol: str) -> Client:
@@ -122,7 +98,7 @@ def client_resets_in_auth_state(port, protocol):
     c.line()
     c.send(b"a NOOP\r\n" if protocol == "imap" else b"NOOP\r\n")
     c.line()
-    reset(c.sock)
+    reset_close(c.sock)
 
 
 def backend_resets_at_login(port, protocol):
@@ -142,7 +118,7 @@ def backend_resets_in_relay(port, protocol):
 def client_resets_in_relay(port, protocol):
     c = login(port, protocol)
     assert c.line() == b"+OK\r\n"
-    reset(c.sock)
+    reset_close(c.sock)
 
 
 @pytest.mark.parametrize("protocol,script,steps,expected", [
@@ -174,24 +150,15 @@ def test_a_relay_that_times_out_ends_as_nginx_ends_it(tmp_path):
     and no `proxied session done` (nginx writes that only for an end of input)."""
     backend = ResetBackend("pop3", "relay")        # logs in, then waits for a line
     auth = AuthServer(lambda req: ok_response(backend.port))
-    out = {}
+
+    def idle(port):
+        c = login(port, "pop3")
+        assert c.line() == b"+OK\r\n"
+        assert c.closed(timeout=5)
     try:
-        for name, cls in (("nginx", Nginx), ("angie-mail", Proxy)):
-            port = free_port()
-            d = tmp_path / name
-            d.mkdir()
-            block = mail_block(auth.url, port, "pop3").replace(
-                "protocol pop3;", "protocol pop3;\n        proxy_timeout 1s;")
-            server = cls(d, block).start()
-            try:
-                c = login(port, "pop3")
-                assert c.line() == b"+OK\r\n"
-                assert c.closed(timeout=5)
-                server.wait_log("client timed out")
-                time.sleep(0.3)                        # anything logged after it
-                out[name] = END_LINE.findall(server.log())
-            finally:
-                server.stop()
+        out = side_by_side(
+            tmp_path, lambda port: one_server(auth.url, port, "pop3", ["proxy_timeout 1s;"]),
+            idle, "client timed out", END_LINE)
     finally:
         auth.close()
         backend.close()

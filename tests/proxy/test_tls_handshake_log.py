@@ -6,13 +6,12 @@ handshaking` on a `listen ... ssl` port and `while in starttls state` after STLS
 from __future__ import annotations
 
 import re
-import socket
-import struct
 
 import pytest
 
 import oracle
-from proxy.harness import AuthServer, Client, Nginx, Proxy, fail_response, free_port, tls_lines
+from proxy.harness import (AuthServer, Client, fail_response, one_server, reset_close,
+                           side_by_side, tls_lines)
 
 LINE = re.compile(r"\[(\w+)\] \d+#\d+: \*\d+ ((?:SSL_do_handshake|peer closed)[^,\n]*?) "
                   r"while ([^,\n]*)")
@@ -33,37 +32,26 @@ def close(c: Client):
 
 
 def reset(c: Client):
-    c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    c.sock.close()
+    reset_close(c.sock)
 
 
 @pytest.mark.parametrize("starttls", [False, True])
 @pytest.mark.parametrize("then", [plain_text, close, reset])
 def test_a_failed_client_handshake_is_logged_as_nginx_logs_it(tmp_path, pki, starttls, then):
     auth = AuthServer(lambda req: fail_response())
-    logged = {}
+    lines = tls_lines(pki, ["starttls on;"] if starttls else [])
+
+    def session(port):
+        c = Client(port)
+        if starttls:
+            assert c.line().startswith(b"+OK")
+            c.send(b"STLS\r\n")
+            assert c.line().startswith(b"+OK")
+        then(c)
     try:
-        for name, cls in (("nginx", Nginx), ("angie-mail", Proxy)):
-            port = free_port()
-            d = tmp_path / name
-            d.mkdir()
-            tls = "".join(f"        {line}\n" for line in tls_lines(pki))
-            block = (f"mail {{\n    auth_http {auth.url};\n    server {{\n"
-                     f"        listen 127.0.0.1:{port}{'' if starttls else ' ssl'};\n"
-                     f"        protocol pop3;\n{tls}"
-                     f"        {'starttls on;' if starttls else ''}\n    }}\n}}\n")
-            server = cls(d, block).start()
-            try:
-                c = Client(port)
-                if starttls:
-                    assert c.line().startswith(b"+OK")
-                    c.send(b"STLS\r\n")
-                    assert c.line().startswith(b"+OK")
-                then(c)
-                log = server.wait_log("handshake")
-            finally:
-                server.stop()
-            logged[name] = LINE.findall(log)
+        logged = side_by_side(
+            tmp_path, lambda port: one_server(auth.url, port, "pop3", lines, ssl=not starttls),
+            session, "handshake", LINE)
     finally:
         auth.close()
     assert len(logged["nginx"]) == 1, logged
