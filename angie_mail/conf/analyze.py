@@ -72,7 +72,7 @@ class Analyzer:
     def __init__(self, parsed: Parsed, dialect: str = "angie-mail", prefix: str = "",
                  conf_prefix: Optional[str] = None, mode: str = "test",
                  params: str = "", hostname: Optional[str] = None,
-                 check_files: bool = True):
+                 check_files: bool = True, open_pid: bool = False):
         self.parsed = parsed
         self.dialect = dialect
         self.reg = registry(dialect)
@@ -82,7 +82,7 @@ class Analyzer:
         self.params = params
         self.hostname = hostname
         self.check_files = check_files
-        self.open_pid = False
+        self.open_pid = open_pid          # -t: open (create) a configured pid file
         self.partial = False              # a mail{} fragment: its inheritance unknown
         self.findings: list = []
         # state shared by handlers
@@ -347,7 +347,5 @@ def analyze(parsed: Parsed, dialect: str = "angie-mail", prefix: str = "",
             open_pid: bool = False) -> Result:
     """Check and resolve a parsed configuration (see :class:`Analyzer`).  ``open_pid``:
     open (create) a configured pid file, as nginx -t does; a start writes it later."""
-    an = Analyzer(parsed, dialect, prefix, conf_prefix, mode, params, hostname,
-                  check_files)
-    an.open_pid = open_pid
-    return an.run()
+    return Analyzer(parsed, dialect, prefix, conf_prefix, mode, params, hostname,
+                    check_files, open_pid).run()

@@ -13,6 +13,7 @@ before use, so another layout fails loudly at start rather than corrupting memor
 from __future__ import annotations
 
 import ctypes
+import functools
 import ssl
 from ctypes import (CFUNCTYPE, POINTER, Structure, byref, c_char_p, c_int, c_long,
                     c_size_t, c_uint, c_uint64, c_ulong, c_void_p, create_string_buffer)
@@ -225,19 +226,25 @@ def error_text(e: ssl.SSLError) -> str:
     """`` (SSL: error:0A00010B:SSL routines::wrong version number)`` for an SSLError, as
     nginx prints OpenSSL's queue (ssl has consumed the queue: the code is rebuilt from
     the library and reason names it kept); "" when it names none."""
-    import _ssl
-    lib = getattr(e, "library", None)
     reason = getattr(e, "reason", None)
-    libs = {v: k for k, v in getattr(_ssl, "lib_codes_to_names", {}).items()}
-    if lib in libs and reason:
-        code = next((r for (l, r), name in getattr(_ssl, "err_codes_to_names", {}).items()
-                     if l == libs[lib] and name == reason), None)
-        if code is not None:
-            _load_strings()
-            buf = ctypes.create_string_buffer(256)
-            ERR_error_string_n((libs[lib] << 23) | code, buf, 256)
-            return f" (SSL: {buf.value.decode('utf-8', 'replace')})"
+    code = _error_codes().get((getattr(e, "library", None), reason))
+    if code is not None:
+        _load_strings()
+        buf = ctypes.create_string_buffer(256)
+        ERR_error_string_n(code, buf, 256)
+        return f" (SSL: {buf.value.decode('utf-8', 'replace')})"
     return f" (SSL: {reason.lower().replace('_', ' ')})" if reason else ""
+
+
+@functools.lru_cache(maxsize=1)
+def _error_codes() -> dict:
+    """(library name, reason name) -> OpenSSL's packed error code, from the tables
+    CPython's _ssl keeps (built once, on the first failed handshake)."""
+    import _ssl
+    libs = getattr(_ssl, "lib_codes_to_names", {})
+    return {(libs[lib], name): (lib << 23) | reason
+            for (lib, reason), name in getattr(_ssl, "err_codes_to_names", {}).items()
+            if lib in libs}
 
 
 # --- CPython's objects -----------------------------------------------------------------
